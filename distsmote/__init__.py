@@ -1,0 +1,11 @@
+"""distsmote: imbalanced-learn's SMOTE family on pandas, Dask and Spark.
+
+Public names only; the code lives in private modules and subpackages.
+"""
+
+from distsmote.neighbors.config import KnnConfig
+from distsmote.samplers.smote import SMOTE
+
+__version__ = "0.1.0"
+
+__all__ = ["SMOTE", "KnnConfig", "__version__"]

@@ -1,0 +1,206 @@
+"""FAISS index build, serialization, per-process cache and exact re-ranking.
+
+An index is built once on the driver from rows in canonical order (so ids are canonical
+row numbers), shipped as ``faiss.serialize_index`` bytes, and deserialized at most once
+per worker process.  Search results are re-ranked with exact float64 distances and ties
+are broken by id, so the neighbours chosen do not depend on FAISS's BLAS/direct code
+path or on thread counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from distsmote.neighbors.config import KnnConfig
+from distsmote._random import draw_bits, stream_key
+
+
+def _faiss():
+    import faiss  # imported lazily: heavy, and must not be loaded before a fork
+
+    return faiss
+
+
+@dataclass(frozen=True)
+class ShippedIndex:
+    """A serialized FAISS index plus what a worker needs to search it."""
+
+    token: str
+    data: bytes
+    method: str
+    nprobe: int
+    ef_search: int
+
+
+def _train_sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """A deterministic sample of ``n`` rows: the ``n`` smallest hashes of canonical ids."""
+    if n >= len(x):
+        return x
+    bits = draw_bits(stream_key(seed, "ivf-sample"), np.arange(len(x)))
+    pick = np.sort(np.argpartition(bits, n)[:n])
+    return x[pick]
+
+
+def build_index(x: np.ndarray, config: KnnConfig, seed: int) -> ShippedIndex:
+    """Build and serialize an index over ``x`` (float32, canonical order; id = row number).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, d), float32
+        Rows in canonical order.
+    config : KnnConfig
+        A resolved config (``method`` is not ``"auto"``).
+    seed : int
+        Seed for the k-means sample and initialisation.
+    """
+    faiss = _faiss()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, d = x.shape
+    if config.method == "exact":
+        index = faiss.IndexFlatL2(d)
+        index.add(x)
+    elif config.method == "ivf":
+        nlist = int(config.nlist or 1)
+        sample = _train_sample(x, nlist * config.train_rows_per_cell, seed)
+        kmeans = faiss.Kmeans(
+            d, nlist, niter=config.kmeans_iter, seed=int(seed % (2**31)), verbose=False,
+            max_points_per_centroid=max(config.train_rows_per_cell, 39),
+        )
+        kmeans.train(sample)
+        quantizer = faiss.IndexFlatL2(d)
+        quantizer.add(kmeans.centroids)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_L2)
+        index.own_fields = True
+        quantizer.this.disown()
+        index.add(x)
+    elif config.method == "hnsw":
+        index = faiss.IndexHNSWFlat(d, config.hnsw_m)
+        index.hnsw.efConstruction = config.hnsw_ef_construction
+        previous = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # parallel HNSW insertion is not reproducible
+        try:
+            index.add(x)
+        finally:
+            faiss.omp_set_num_threads(previous)
+    else:  # pragma: no cover - resolve() never returns other methods
+        raise ValueError(f"Unresolved knn method {config.method!r}")
+    data = faiss.serialize_index(index).tobytes()
+    token = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return ShippedIndex(token, data, config.method, config.nprobe, config.hnsw_ef_search)
+
+
+_CACHE: OrderedDict[str, object] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8
+
+
+def load_index(shipped: ShippedIndex):
+    """Deserialize ``shipped`` once per process (LRU cache keyed by content hash)."""
+    with _CACHE_LOCK:
+        index = _CACHE.get(shipped.token)
+        if index is not None:
+            _CACHE.move_to_end(shipped.token)
+            return index
+    faiss = _faiss()
+    index = faiss.deserialize_index(np.frombuffer(shipped.data, dtype=np.uint8))
+    if shipped.method == "ivf":
+        faiss.extract_index_ivf(index).nprobe = shipped.nprobe
+    elif shipped.method == "hnsw":
+        index.hnsw.efSearch = shipped.ef_search
+    with _CACHE_LOCK:
+        _CACHE[shipped.token] = index
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return index
+
+
+def set_threads(threads: int) -> None:
+    """Limit FAISS's OpenMP threads to the cores the current task owns."""
+    _faiss().omp_set_num_threads(max(1, int(threads)))
+
+
+def exact_rerank(
+    points: np.ndarray,
+    query_ids: np.ndarray,
+    candidates: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """Choose the ``k`` nearest *other* rows among candidates, with exact distances.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n, d), float64
+        All indexed rows, canonical order.
+    query_ids : ndarray of shape (q,)
+        Canonical ids of the query rows (their own id is dropped from the candidates).
+    candidates : ndarray of shape (q, c)
+        Candidate ids from FAISS; ``-1`` marks a missing candidate.
+    k : int
+        Neighbours wanted.
+
+    Returns
+    -------
+    ndarray of shape (q, k), int64
+        Neighbour ids ordered by (exact squared distance, id); ``-1`` where fewer than
+        ``k`` valid candidates were found.
+    """
+    cand = candidates.astype(np.int64, copy=True)
+    cand[cand == query_ids[:, None]] = -1
+    valid = cand >= 0
+    safe = np.where(valid, cand, 0)
+    diff = points[safe] - points[query_ids][:, None, :]
+    dist = np.einsum("qcd,qcd->qc", diff, diff)
+    dist[~valid] = np.inf
+    # Order by (distance, id); invalid entries sort last.
+    ids_for_sort = np.where(valid, cand, np.iinfo(np.int64).max)
+    order = np.lexsort((ids_for_sort, dist), axis=-1)[:, :k]
+    out = np.take_along_axis(cand, order, axis=1)
+    out[~np.take_along_axis(valid, order, axis=1)] = -1
+    if out.shape[1] < k:
+        out = np.pad(out, ((0, 0), (0, k - out.shape[1])), constant_values=-1)
+    return out
+
+
+def brute_force_neighbors(points: np.ndarray, query_ids: np.ndarray, k: int) -> np.ndarray:
+    """Exact ``k`` nearest other rows by float64 brute force (fallback for short lists)."""
+    out = np.empty((len(query_ids), k), dtype=np.int64)
+    ids = np.arange(len(points))
+    block = max(1, 4_000_000 // max(1, points.size))  # keep each block ~32 MB
+    for start in range(0, len(query_ids), block):
+        q = query_ids[start : start + block]
+        d = ((points[None, :, :] - points[q][:, None, :]) ** 2).sum(-1)
+        d[np.arange(len(q)), q] = np.inf
+        order = np.lexsort((np.broadcast_to(ids, d.shape), d), axis=-1)[:, :k]
+        out[start : start + len(q)] = order
+    return out
+
+
+def search_neighbors(
+    shipped: ShippedIndex,
+    points: np.ndarray,
+    query_ids: np.ndarray,
+    k: int,
+    extra: int,
+    threads: int,
+) -> np.ndarray:
+    """The ``k`` nearest other rows of each query row, exactly re-ranked.
+
+    Rows for which the index returned fewer than ``k`` usable candidates (possible with
+    IVF/HNSW on tiny or very clustered classes) fall back to exact brute force.
+    """
+    set_threads(threads)
+    index = load_index(shipped)
+    n = len(points)
+    n_cand = min(n, k + 1 + extra)
+    queries = np.ascontiguousarray(points[query_ids], dtype=np.float32)
+    _, cand = index.search(queries, n_cand)
+    nbrs = exact_rerank(points, query_ids, cand, k)
+    short = np.flatnonzero((nbrs < 0).any(axis=1))
+    if len(short):
+        nbrs[short] = brute_force_neighbors(points, query_ids[short], k)
+    return nbrs
