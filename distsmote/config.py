@@ -1,0 +1,150 @@
+"""Job configuration: a validated schema for YAML files, with CLI overrides.
+
+A config file has the shape of :class:`JobConfig`; unknown keys are refused with the
+list of valid ones.  Command-line flags override the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+#: CLI/config sampler names → public class names in :mod:`distsmote`.
+SAMPLER_NAMES = {
+    "smote": "SMOTE",
+    "tomek-links": "TomekLinks",
+    "enn": "EditedNearestNeighbours",
+    "smote-tomek": "SMOTETomek",
+    "smote-enn": "SMOTEENN",
+}
+
+
+class ConfigError(ValueError):
+    """The job configuration is invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplerConfig(_Strict):
+    """Which sampler to run and its parameters (imbalanced-learn's names)."""
+
+    name: str = "smote"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> "SamplerConfig":
+        if self.name not in SAMPLER_NAMES:
+            raise ValueError(
+                f"unknown sampler {self.name!r}; choose one of {sorted(SAMPLER_NAMES)}"
+            )
+        return self
+
+
+class DaskConfig(_Strict):
+    """Dask settings: a scheduler address, or an embedded local cluster."""
+
+    scheduler: str | None = None
+    n_workers: int | None = Field(default=None, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1)
+    memory_limit: str = "auto"
+
+
+class SparkConfig(_Strict):
+    """Spark settings: the master (``None`` keeps spark-submit's or ``local[*]``) and conf."""
+
+    master: str | None = None
+    app_name: str = "distsmote"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class JobConfig(_Strict):
+    """A whole resampling job."""
+
+    input: str | None = None
+    output: str | None = None
+    label: str | None = None
+    engine: Literal["local", "dask", "spark"] = "dask"
+    seed: int | None = Field(default=None, ge=0)
+    indicator: str | None = None
+    overwrite: bool = False
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    dask: DaskConfig = Field(default_factory=DaskConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+
+    def require_paths(self) -> "JobConfig":
+        """Check the fields a run cannot do without."""
+        missing = [k for k in ("input", "output", "label") if getattr(self, k) in (None, "")]
+        if missing:
+            flags = ", ".join(f"--{k}" for k in missing)
+            raise ConfigError(f"missing {', '.join(missing)}: pass {flags} or set them in --config")
+        return self
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "config"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown config key {where!r}")
+        else:
+            parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def build_config(data: dict[str, Any]) -> JobConfig:
+    """Validate a config mapping, raising :class:`ConfigError` naming the bad keys."""
+    try:
+        return JobConfig.model_validate(data)
+    except ValidationError as err:
+        valid = sorted(JobConfig.model_fields)
+        raise ConfigError(f"{_describe(err)} (top-level keys: {valid})") from None
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> JobConfig:
+    """Read a YAML config (optional) and apply overrides (dotted keys, ``None`` = unset)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+        data = loaded
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key {p!r} must be a mapping")
+        node[leaf] = value
+    return build_config(data)
+
+
+def make_sampler(config: SamplerConfig, seed: int | None) -> Any:
+    """Instantiate the configured sampler, refusing unknown parameters by name."""
+    import distsmote
+
+    cls_name = SAMPLER_NAMES[config.name]
+    cls = getattr(distsmote, cls_name, None)
+    if cls is None:
+        raise ConfigError(f"sampler {config.name!r} is not available in this version")
+    valid = set(cls().get_params(deep=False))
+    unknown = sorted(set(config.params) - valid)
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {unknown} for sampler {config.name!r}; valid: {sorted(valid)}"
+        )
+    params = dict(config.params)
+    if seed is not None and "random_state" in valid:
+        params["random_state"] = seed
+    return cls(**params)
