@@ -101,4 +101,4 @@ def conform_pandas(pdf: pd.DataFrame, dtypes: pd.Series) -> pd.DataFrame:
     Float → int casts truncate, as imbalanced-learn's ``astype(X.dtype)`` does.
     """
     pdf = pdf[list(dtypes.index)]
-    return pdf.astype(dtypes.to_dict(), copy=False)
+    return pdf.astype(dtypes.to_dict())
