@@ -242,7 +242,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _setup_logging(quiet: bool) -> None:
+    for old in [h for h in log.handlers if getattr(h, "_distsmote_cli", False)]:
+        log.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
+    handler._distsmote_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s distsmote: %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -255,6 +258,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``distsmote`` command."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.quiet)
+    try:
+        return _main(args)
+    finally:
+        for handler in [h for h in log.handlers if getattr(h, "_distsmote_cli", False)]:
+            log.removeHandler(handler)
+        log.propagate = True
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         overrides = _overrides(args)
         if args.command == "demo":

@@ -18,6 +18,10 @@ import pandas as pd
 
 #: ``fn(task, payload, threads) -> pandas.DataFrame`` run inside a worker task.
 TaskFn = Callable[[Any, Any, int], pd.DataFrame]
+#: ``fn(partition, payload, threads) -> pandas.DataFrame`` run on one partition.
+PartitionFn = Callable[[pd.DataFrame, Any, int], pd.DataFrame]
+#: ``fn(partition, payload) -> numpy array`` of one value per row of the partition.
+ColumnFn = Callable[[pd.DataFrame, Any], np.ndarray]
 
 
 @dataclass
@@ -82,6 +86,65 @@ class Engine(ABC):
     @abstractmethod
     def with_constant(self, frame: Any, name: str, value: bool) -> Any:
         """Add a constant boolean column."""
+
+    # -- primitives of the distributed kNN join and the cleaning samplers ------------
+
+    @abstractmethod
+    def num_partitions(self, frame: Any) -> int:
+        """How many partitions ``frame`` has (a sizing hint, never used for keys)."""
+
+    @abstractmethod
+    def map_partitions(self, frame: Any, fn: PartitionFn, handle: Any, meta: pd.DataFrame) -> Any:
+        """Apply a row-local ``fn(pdf, payload, threads)`` to each partition (or batch).
+
+        ``fn`` must treat rows independently: an engine may call it on any split of a
+        partition.  The result has the columns and dtypes of the empty frame ``meta``.
+        """
+
+    @abstractmethod
+    def shuffle_map(
+        self,
+        frame: Any,
+        by: str,
+        fn: PartitionFn,
+        handle: Any,
+        meta: pd.DataFrame,
+        npartitions: int,
+    ) -> Any:
+        """Hash-partition rows by the int64 column ``by``, then apply ``fn`` per partition.
+
+        All rows with equal ``by`` reach the same ``fn`` call, which sees its whole
+        partition at once (in no particular row order: ``fn`` must sort what it needs).
+        The result has the columns and dtypes of ``meta``.  Partitioning is a hash of the
+        value, never ``rand()`` or arrival order, so a retried task sees the same rows.
+        """
+
+    @abstractmethod
+    def aggregate(self, frame: Any, by: str, aggs: dict[str, str]) -> pd.DataFrame:
+        """Grouped ``sum``/``max``/``min`` of columns, collected to the driver.
+
+        Only for a small number of groups (one row per group reaches the driver).
+        Returns a pandas frame with ``by`` and the aggregated columns.
+        """
+
+    @abstractmethod
+    def collect_small(self, frame: Any, max_rows: int) -> pd.DataFrame:
+        """Collect a frame that is small by construction (e.g. a sample).
+
+        Raises ``RuntimeError`` rather than return more than ``max_rows`` rows.
+        """
+
+    @abstractmethod
+    def add_column(self, frame: Any, name: str, fn: ColumnFn, handle: Any) -> Any:
+        """Append an int64 column ``fn(pdf, payload)``, keeping every other column as is."""
+
+    @abstractmethod
+    def anti_join(self, frame: Any, keys: Any, on: str) -> Any:
+        """Rows of ``frame`` whose ``on`` value is absent from ``keys[on]`` (both int64)."""
+
+    @abstractmethod
+    def drop(self, frame: Any, columns: Sequence[str]) -> Any:
+        """Drop columns."""
 
 
 def numeric_dtype(dtype: Any) -> np.dtype | None:

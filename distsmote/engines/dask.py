@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distsmote.engines.base import Engine, LabelStats, TaskFn, conform_pandas, numeric_dtype
+from distsmote.engines.base import (
+    ColumnFn,
+    Engine,
+    LabelStats,
+    PartitionFn,
+    TaskFn,
+    conform_pandas,
+    numeric_dtype,
+)
 from distsmote.engines.local import pandas_label_stats, reduce_label_stats
 
 try:
@@ -39,6 +47,14 @@ def _task_threads() -> int:
 
 def _run_task(fn: TaskFn, task: Any, payload: Any, dtypes: pd.Series) -> pd.DataFrame:
     return conform_pandas(fn(task, payload, _task_threads()), dtypes)
+
+
+def _run_partition(pdf: pd.DataFrame, fn: PartitionFn, payload: Any, dtypes: pd.Series) -> pd.DataFrame:
+    return conform_pandas(fn(pdf, payload, _task_threads()), dtypes)
+
+
+def _add_column(pdf: pd.DataFrame, name: str, fn: ColumnFn, payload: Any) -> pd.DataFrame:
+    return pdf.assign(**{name: np.asarray(fn(pdf, payload), dtype=np.int64)})
 
 
 class DaskEngine(Engine):
@@ -77,3 +93,39 @@ class DaskEngine(Engine):
 
     def with_constant(self, frame, name: str, value: bool):
         return frame.assign(**{name: value}).astype({name: bool})
+
+    # -- kNN join primitives ---------------------------------------------------------
+
+    def num_partitions(self, frame) -> int:
+        return int(frame.npartitions)
+
+    def map_partitions(self, frame, fn: PartitionFn, handle, meta: pd.DataFrame):
+        return frame.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta)
+
+    def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions):
+        shuffled = frame.shuffle(on=by, npartitions=max(1, int(npartitions)))
+        return shuffled.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta)
+
+    def aggregate(self, frame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
+        # One row per group: small by construction.
+        out = frame.groupby(by).agg(aggs).compute()
+        return out.reset_index().sort_values(by, ignore_index=True)
+
+    def collect_small(self, frame, max_rows: int) -> pd.DataFrame:
+        out = frame.compute()  # a sample: small by construction, checked below
+        if len(out) > max_rows:
+            raise RuntimeError(f"Refusing to collect {len(out)} rows (limit {max_rows}).")
+        return out.reset_index(drop=True)
+
+    def add_column(self, frame, name: str, fn: ColumnFn, handle):
+        meta = frame._meta.assign(**{name: np.array([], dtype=np.int64)})
+        return frame.map_partitions(_add_column, name, fn, handle, meta=meta)
+
+    def anti_join(self, frame, keys, on: str):
+        hit = "__distsmote_hit__"
+        marked = keys[[on]].assign(**{hit: True})
+        joined = frame.merge(marked, on=on, how="left")
+        return joined[joined[hit].isna()].drop(columns=[hit])
+
+    def drop(self, frame, columns):
+        return frame.drop(columns=list(columns))

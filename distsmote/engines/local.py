@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distsmote.engines.base import Engine, LabelStats, TaskFn, conform_pandas, numeric_dtype
+from distsmote.engines.base import (
+    ColumnFn,
+    Engine,
+    LabelStats,
+    PartitionFn,
+    TaskFn,
+    conform_pandas,
+    numeric_dtype,
+)
 
 
 def pandas_label_stats(pdf: pd.DataFrame, label: str, features: Sequence[str]) -> pd.DataFrame:
@@ -76,3 +84,32 @@ class LocalEngine(Engine):
 
     def with_constant(self, frame: pd.DataFrame, name: str, value: bool) -> pd.DataFrame:
         return frame.assign(**{name: np.full(len(frame), value, dtype=bool)})
+
+    # -- kNN join primitives ---------------------------------------------------------
+
+    def num_partitions(self, frame: pd.DataFrame) -> int:
+        return 1
+
+    def map_partitions(self, frame, fn: PartitionFn, handle, meta: pd.DataFrame) -> pd.DataFrame:
+        return conform_pandas(fn(frame, handle, os.cpu_count() or 1), meta.dtypes)
+
+    def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions) -> pd.DataFrame:
+        # One in-process "partition": fn sees every group, which is what it requires.
+        return conform_pandas(fn(frame, handle, os.cpu_count() or 1), meta.dtypes)
+
+    def aggregate(self, frame: pd.DataFrame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
+        return frame.groupby(by, sort=True).agg(aggs).reset_index()
+
+    def collect_small(self, frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+        if len(frame) > max_rows:
+            raise RuntimeError(f"Refusing to collect {len(frame)} rows (limit {max_rows}).")
+        return frame.reset_index(drop=True)
+
+    def add_column(self, frame: pd.DataFrame, name: str, fn: ColumnFn, handle) -> pd.DataFrame:
+        return frame.assign(**{name: np.asarray(fn(frame, handle), dtype=np.int64)})
+
+    def anti_join(self, frame: pd.DataFrame, keys: pd.DataFrame, on: str) -> pd.DataFrame:
+        return frame.loc[~frame[on].isin(keys[on].to_numpy())].reset_index(drop=True)
+
+    def drop(self, frame: pd.DataFrame, columns) -> pd.DataFrame:
+        return frame.drop(columns=list(columns))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from distsmote._strategy import normalise_label
-from distsmote.engines.base import Engine, LabelStats, TaskFn
+from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, TaskFn
 
 try:
     import pyarrow as pa
@@ -43,6 +43,31 @@ def _task_threads() -> int:
 
     ctx = TaskContext.get()
     return max(1, ctx.cpus()) if ctx is not None else 1
+
+
+_FROM_NUMPY = {
+    "int8": T.ByteType,
+    "int16": T.ShortType,
+    "int32": T.IntegerType,
+    "int64": T.LongType,
+    "float32": T.FloatType,
+    "float64": T.DoubleType,
+    "bool": T.BooleanType,
+}
+
+
+def schema_from_meta(meta: pd.DataFrame) -> T.StructType:
+    """Spark schema of an empty pandas frame (numeric and bool columns; else string)."""
+    fields = []
+    for name, dtype in meta.dtypes.items():
+        kind = _FROM_NUMPY.get(str(dtype), T.StringType)
+        fields.append(T.StructField(str(name), kind(), True))
+    return T.StructType(fields)
+
+
+def _to_batches(pdf: pd.DataFrame, arrow_schema: pa.Schema) -> list[pa.RecordBatch]:
+    table = pa.Table.from_pandas(pdf[arrow_schema.names], preserve_index=False)
+    return table.cast(arrow_schema, safe=False).to_batches()
 
 
 class _Payload:
@@ -130,3 +155,72 @@ class SparkEngine(Engine):
 
     def with_constant(self, frame: DataFrame, name: str, value: bool) -> DataFrame:
         return frame.withColumn(name, F.lit(bool(value)))
+
+    # -- kNN join primitives ---------------------------------------------------------
+
+    def num_partitions(self, frame: DataFrame) -> int:
+        try:
+            return int(frame.rdd.getNumPartitions())
+        except Exception:  # Spark Connect has no RDD API
+            return int(self.spark.conf.get("spark.sql.shuffle.partitions") or 200)
+
+    def map_partitions(self, frame: DataFrame, fn: PartitionFn, handle: _Payload, meta) -> DataFrame:
+        schema = schema_from_meta(meta)
+        arrow_schema = to_arrow_schema(schema)
+
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            payload = handle.get()
+            threads = _task_threads()
+            for batch in batches:
+                if batch.num_rows:
+                    yield from _to_batches(fn(batch.to_pandas(), payload, threads), arrow_schema)
+
+        return frame.mapInArrow(run, schema)
+
+    def shuffle_map(self, frame: DataFrame, by, fn: PartitionFn, handle: _Payload, meta, npartitions):
+        schema = schema_from_meta(meta)
+        arrow_schema = to_arrow_schema(schema)
+
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            batches = [b for b in batches if b.num_rows]
+            if not batches:
+                return
+            pdf = pa.Table.from_batches(batches).to_pandas()
+            del batches
+            yield from _to_batches(fn(pdf, handle.get(), _task_threads()), arrow_schema)
+
+        shuffled = frame.repartition(max(1, int(npartitions)), F.col(f"`{by}`"))
+        return shuffled.mapInArrow(run, schema)
+
+    def aggregate(self, frame: DataFrame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
+        funcs = {"sum": F.sum, "max": F.max, "min": F.min}
+        exprs = [funcs[how](F.col(f"`{c}`")).alias(c) for c, how in aggs.items()]
+        # One row per group: small by construction.
+        out = frame.groupBy(F.col(f"`{by}`")).agg(*exprs).toArrow().to_pandas()
+        return out.sort_values(by, ignore_index=True)
+
+    def collect_small(self, frame: DataFrame, max_rows: int) -> pd.DataFrame:
+        table = frame.limit(max_rows + 1).toArrow()
+        if table.num_rows > max_rows:
+            raise RuntimeError(f"Refusing to collect more than {max_rows} rows.")
+        return table.to_pandas()
+
+    def add_column(self, frame: DataFrame, name: str, fn: ColumnFn, handle: _Payload) -> DataFrame:
+        schema = T.StructType([*frame.schema.fields, T.StructField(name, T.LongType(), True)])
+        arrow_schema = to_arrow_schema(schema)
+
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            payload = handle.get()
+            for batch in batches:
+                values = np.asarray(fn(batch.to_pandas(), payload), dtype=np.int64)
+                columns = [*batch.columns, pa.array(values, type=pa.int64())]
+                table = pa.Table.from_arrays(columns, names=arrow_schema.names)
+                yield from table.cast(arrow_schema, safe=False).to_batches()
+
+        return frame.mapInArrow(run, schema)
+
+    def anti_join(self, frame: DataFrame, keys: DataFrame, on: str) -> DataFrame:
+        return frame.join(keys.select(F.col(f"`{on}`")), on=on, how="left_anti")
+
+    def drop(self, frame: DataFrame, columns) -> DataFrame:
+        return frame.drop(*columns)

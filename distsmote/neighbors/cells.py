@@ -1,0 +1,234 @@
+"""Cells of the distributed kNN join: coarse quantizer, probing rules and skew splits.
+
+The quantizer is trained on the driver from a deterministic sample; everything else in
+this module is a pure numpy function a worker applies to one partition, so the cell a
+row lands in depends only on the row and the broadcast centroids.
+
+Geometry is computed in float64 on coordinates centred on the sample mean.  A row's
+*home* cell is its nearest centroid (ties: lowest cell id).  Because every row sits in
+the Voronoi cell of its home centroid, a row ``x`` of cell ``c`` is at least
+
+    (‖q − μ_c‖² − ‖q − μ_a‖²) / (2‖μ_c − μ_a‖)          (bisector bound)
+
+away from a query ``q`` whose home is ``a``, and at least ``‖q − μ_c‖ − r_c`` (radius
+bound, ``r_c`` the largest distance of a row of ``c`` to ``μ_c``).  Exact mode searches
+every cell whose larger bound does not exceed an upper bound of the query's k-th
+neighbour distance, so no true neighbour can be missed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from distsmote.neighbors.index import set_threads
+
+#: Rows of distance matrix computed at once (bounds worker memory).
+_CHUNK_ELEMENTS = 4_000_000
+#: Float32 search of centroids fetches this many extra cells before the exact re-rank.
+_EXTRA_CELLS = 8
+
+
+def _faiss():
+    import faiss
+
+    return faiss
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """Broadcast centroids (float64, centred) and their geometry."""
+
+    center: np.ndarray  # (d,)
+    centroids: np.ndarray  # (C, d), centred
+    norms2: np.ndarray  # (C,)
+    radius: np.ndarray | None = None  # (C,) once measured; None before the stats pass
+    data_norm2: float = 0.0  # largest squared norm of a centred data row, once measured
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.centroids)
+
+    def with_stats(self, radius: np.ndarray, data_norm2: float) -> "Quantizer":
+        """The quantizer with measured cell radii and largest data norm."""
+        return Quantizer(
+            self.center, self.centroids, self.norms2, np.asarray(radius, float), float(data_norm2)
+        )
+
+    def sq_distances(self, xc: np.ndarray) -> np.ndarray:
+        """Squared distances (float64, clipped at 0) of centred rows to every centroid."""
+        d2 = (xc * xc).sum(1)[:, None] + self.norms2[None, :] - 2.0 * (xc @ self.centroids.T)
+        return np.maximum(d2, 0.0)
+
+    def slack(self, xc: np.ndarray) -> np.ndarray:
+        """Per-row bound on the rounding error of :meth:`sq_distances` (generous).
+
+        Covers the query's own error and that of any data row (whose largest norm is
+        ``data_norm2``), so that bounds derived from these distances stay valid.
+        """
+        big = max(float(self.norms2.max(initial=0.0)), self.data_norm2)
+        return 1e-11 * ((xc * xc).sum(1) + big + 1.0)
+
+
+def default_cells(n_rows: int, nlist: int | None) -> int:
+    """Number of cells: ``nlist`` or about ``√N``, with at least 64 rows per cell."""
+    n = nlist if nlist else int(round(math.sqrt(max(n_rows, 1))))
+    return max(1, min(n, n_rows // 64 or 1))
+
+
+def train_quantizer(
+    sample: np.ndarray, n_cells: int, niter: int, rows_per_cell: int, seed: int
+) -> Quantizer:
+    """FAISS k-means on a sample already in canonical (key) order.
+
+    The result depends only on the sample rows and the seed: FAISS k-means is
+    reproducible for a given input order and seed, whatever the thread count.
+    """
+    sample = np.asarray(sample, dtype=np.float64)
+    center = sample.mean(0) if len(sample) else np.zeros(sample.shape[1])
+    xc = sample - center
+    n_cells = max(1, min(n_cells, len(sample)))
+    if n_cells == 1:
+        cents = xc.mean(0, keepdims=True) if len(xc) else np.zeros((1, sample.shape[1]))
+    else:
+        faiss = _faiss()
+        km = faiss.Kmeans(
+            sample.shape[1], n_cells, niter=niter, seed=int(seed % (2**31)), verbose=False,
+            max_points_per_centroid=max(rows_per_cell, 39), min_points_per_centroid=1,
+        )
+        km.train(np.ascontiguousarray(xc, dtype=np.float32))
+        cents = km.centroids.astype(np.float64)
+    return Quantizer(center, cents, (cents * cents).sum(1))
+
+
+def _chunks(n: int, width: int):
+    step = max(1, _CHUNK_ELEMENTS // max(1, width))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+def home_and_probes(
+    q: Quantizer, x: np.ndarray, nprobe: int, threads: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Approximate mode: the ``nprobe`` nearest cells of each row, nearest first.
+
+    FAISS fetches ``nprobe + 8`` candidate centroids in float32; they are re-ranked
+    with float64 distances (ties by cell id), so the choice does not depend on batch
+    size or thread count.
+
+    Returns
+    -------
+    home : ndarray (n,) int64
+    home_d2 : ndarray (n,) float64, squared distance to the home centroid
+    probes : ndarray (n, p) int64, ``p = min(nprobe, C)``; column 0 is the home cell
+    """
+    xc = np.asarray(x, dtype=np.float64) - q.center
+    n, C = len(xc), q.n_cells
+    p = max(1, min(nprobe, C))
+    m = min(C, p + _EXTRA_CELLS)
+    if m == C:
+        cand = np.broadcast_to(np.arange(C), (n, C))
+    else:
+        faiss = _faiss()
+        set_threads(threads)
+        index = faiss.IndexFlatL2(xc.shape[1])
+        index.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
+        _, cand = index.search(np.ascontiguousarray(xc, dtype=np.float32), m)
+    cand = np.asarray(cand, dtype=np.int64)
+    d2 = np.zeros(cand.shape)
+    for j in range(xc.shape[1]):
+        d2 += (q.centroids[cand, j] - xc[:, None, j]) ** 2
+    order = np.lexsort((cand, d2), axis=-1)[:, :p]
+    probes = np.take_along_axis(cand, order, axis=1)
+    return probes[:, 0].copy(), np.take_along_axis(d2, order[:, :1], axis=1)[:, 0], probes
+
+
+def exact_home(q: Quantizer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact mode: home cell (float64 argmin, ties by id) and its squared distance."""
+    xc = np.asarray(x, dtype=np.float64) - q.center
+    home = np.empty(len(xc), dtype=np.int64)
+    hd2 = np.empty(len(xc))
+    for s in _chunks(len(xc), q.n_cells):
+        d2 = q.sq_distances(xc[s])
+        home[s] = d2.argmin(1)
+        hd2[s] = d2[np.arange(len(d2)), home[s]]
+    return home, hd2
+
+
+def exact_probes(
+    q: Quantizer, x: np.ndarray, upper: np.ndarray, use_radius: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact mode: every cell that may hold a row within ``upper`` of the query.
+
+    Parameters
+    ----------
+    q : Quantizer
+        With ``radius`` measured if ``use_radius``.
+    x : ndarray (n, d)
+        Query rows.
+    upper : ndarray (n,)
+        An upper bound of each query's k-th neighbour distance (``inf`` allowed).
+
+    Returns
+    -------
+    home : ndarray (n,) int64
+    rows : ndarray (m,) int64, query row of each (row, cell) pair
+    cells : ndarray (m,) int64, probed cell of each pair; the home cell is always probed
+    """
+    xc = np.asarray(x, dtype=np.float64) - q.center
+    n, C = len(xc), q.n_cells
+    home = np.empty(n, dtype=np.int64)
+    rows_out, cells_out = [], []
+    for s in _chunks(n, 2 * C):
+        d2 = q.sq_distances(xc[s])
+        eps = q.slack(xc[s])[:, None]
+        a = d2.argmin(1)
+        home[s] = a
+        ca = q.centroids[a]
+        gap2 = (ca * ca).sum(1)[:, None] + q.norms2[None, :] - 2.0 * (ca @ q.centroids.T)
+        # Over-estimating the centroid gap only weakens a positive bound.
+        gap = np.sqrt(np.maximum(gap2, 0.0) + eps)
+        da2 = d2[np.arange(len(d2)), a][:, None]
+        # Slack: this query's two distances, and the data row's own assignment.
+        lb = (d2 - da2 - 6.0 * eps) / (2.0 * gap)
+        if use_radius and q.radius is not None:
+            rb = np.sqrt(np.maximum(d2 - eps, 0.0)) - q.radius[None, :]
+            lb = np.maximum(lb, rb)
+        u = upper[s][:, None]
+        hit = lb <= u * (1.0 + 1e-9) + 1e-12
+        hit[np.arange(len(a)), a] = True
+        r, c = np.nonzero(hit)
+        rows_out.append(r + s.start)
+        cells_out.append(c)
+    if not rows_out:
+        return home, np.empty(0, np.int64), np.empty(0, np.int64)
+    return home, np.concatenate(rows_out).astype(np.int64), np.concatenate(cells_out).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class BucketPlan:
+    """How cells are split into buckets so that no bucket holds too many rows.
+
+    Cell ``c`` becomes a grid of ``data_splits[c] × query_splits[c]`` buckets: its data
+    rows are spread over the data parts and its queries over the query parts by key
+    hash, and bucket ``(i, j)`` searches query part ``j`` against data part ``i``.
+    """
+
+    data_splits: np.ndarray
+    query_splits: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def n_buckets(self) -> int:
+        return int((self.data_splits * self.query_splits).sum())
+
+    @classmethod
+    def from_counts(cls, n_data: np.ndarray, n_query: np.ndarray, max_rows: int) -> "BucketPlan":
+        max_rows = max(1, int(max_rows))
+        sd = np.maximum(1, np.ceil(np.asarray(n_data) / max_rows)).astype(np.int64)
+        sq = np.maximum(1, np.ceil(np.asarray(n_query) / max_rows)).astype(np.int64)
+        sizes = sd * sq
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return cls(sd, sq, offsets)

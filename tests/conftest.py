@@ -1,0 +1,97 @@
+"""Shared pytest fixtures: REAL Dask and Spark standalone clusters on 127.0.0.1.
+
+Session-scoped and lazy: a component is started the first time a test asks for it,
+once per test session, and torn down (whole process groups, no orphaned JVMs) at the
+end. A component that does not come up within ~90 s makes the test ERROR with the
+tail of its log; these fixtures never skip.
+
+Fixtures
+--------
+dask_cluster   ``dask scheduler`` + one ``dask worker`` (1 process, 2 threads, 4GiB).
+               ``.address`` -> "tcp://127.0.0.1:<port>"; ``.log_dir``.
+dask_client    ``distributed.Client`` connected to ``dask_cluster``. NOTE: it is created
+               the normal way, so it becomes the *default* client: once a test has
+               requested it, plain ``dask.compute()`` / ``.compute()`` calls anywhere in
+               the process run on the cluster until session end.
+spark_cluster  Spark standalone master + one worker from the pyspark wheel.
+               ``.master_url``, ``.spark_home``, ``.spark_submit``, ``.env`` (use as the
+               environment of ``spark-submit`` subprocesses) and ``.submit_args(...)``
+               (a ``spark-submit`` argv prefix whose resource settings fit next to the
+               ``spark`` fixture's app; see ``tests/_clusters.py``).
+spark          ONE ``SparkSession`` on ``spark_cluster`` for the whole session
+               (2 executor cores, shuffle partitions 4, Arrow on without fallback).
+               Do not call ``spark.stop()`` in tests.
+
+Tests that use any of these fixtures are automatically marked ``cluster``, so
+``pytest -m "not cluster"`` runs only the fast in-process tests.
+
+This file must not import ``distsmote`` (nor pyspark / distributed) at import time.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:  # e.g. --import-mode=importlib, or tests/ made a package
+    sys.path.insert(0, _HERE)
+
+import _clusters  # noqa: E402
+
+CLUSTER_FIXTURES = frozenset({"dask_cluster", "dask_client", "spark_cluster", "spark"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if CLUSTER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _clusters.STARTUP_TIMES:
+        terminalreporter.write_sep("-", "real cluster fixture startup times")
+        for name, secs in _clusters.STARTUP_TIMES.items():
+            terminalreporter.write_line(f"{name}: {secs:.1f}s")
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    cluster = _clusters.start_dask_cluster(tmp_path_factory.mktemp("dask"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_client(dask_cluster):
+    from distributed import Client
+
+    client = Client(dask_cluster.address, timeout="30s")  # becomes the default client
+    try:
+        yield client
+    finally:
+        client.close(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    cluster = _clusters.start_spark_cluster(tmp_path_factory.mktemp("spark"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(spark_cluster, tmp_path_factory):
+    handle = _clusters.start_spark_session(
+        spark_cluster, tmp_path_factory.mktemp("spark-driver")
+    )
+    try:
+        yield handle.session
+    finally:
+        handle.stop()
