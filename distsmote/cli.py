@@ -79,10 +79,13 @@ def spark_session(config: JobConfig) -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(config.spark.app_name)
-    if config.spark.master:
-        builder = builder.master(config.spark.master)
-    elif not os.environ.get("SPARK_ENV_LOADED") and "spark.master" not in config.spark.conf:
-        builder = builder.config("spark.master", os.environ.get("MASTER", "local[*]"))
+    master = config.spark.master
+    if not master and not os.environ.get("SPARK_ENV_LOADED") and "spark.master" not in config.spark.conf:
+        master = os.environ.get("MASTER", "local[*]")  # not under spark-submit
+    if master:
+        builder = builder.master(master)
+    if master and master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+        os.environ["PYSPARK_PYTHON"] = sys.executable  # local workers use this interpreter
     for key, value in config.spark.conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

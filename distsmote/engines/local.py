@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,19 +22,33 @@ from distsmote.engines.base import (
 
 
 def pandas_label_stats(pdf: pd.DataFrame, label: str, features: Sequence[str]) -> pd.DataFrame:
-    """Per-class row counts and non-finite feature counts of one pandas partition.
+    """Class counts and non-finite feature counts of one pandas partition.
 
-    One row per class present, with columns ``__class__``, ``__null__`` (label missing),
-    ``__rows__`` and one count per feature.
+    Returns a small frame: one ``"class"`` row per class present, one ``"null"`` row
+    counting missing labels and one ``"nonfinite"`` row with a count per feature.
     """
     features = list(features)
     y = pdf[label]
-    values = pdf[features].to_numpy(dtype=np.float64, na_value=np.nan)
-    frame = pd.DataFrame((~np.isfinite(values)).astype(np.int64), columns=features)
-    frame["__rows__"] = np.int64(1)
-    frame["__null__"] = y.isna().to_numpy()
-    frame["__class__"] = y.astype(object).where(~y.isna(), None).to_numpy()
-    return frame.groupby(["__null__", "__class__"], sort=False, dropna=False).sum().reset_index()
+    null = y.isna().to_numpy()
+    counts = y[~null].value_counts(sort=False)
+    bad = {}
+    for c in features:
+        col = pdf[c]
+        if col.dtype.kind in "iub":  # numpy ints cannot hold NaN or inf
+            bad[c] = 0
+        else:
+            bad[c] = int((~np.isfinite(col.to_numpy(dtype=np.float64, na_value=np.nan))).sum())
+    n = len(counts)
+    out = pd.DataFrame(
+        {
+            "__kind__": ["class"] * n + ["null", "nonfinite"],
+            "__class__": pd.Series(list(counts.index) + [None, None], dtype=object),
+            "__rows__": np.array([*counts.to_numpy(), int(null.sum()), 0], dtype=np.int64),
+        }
+    )
+    for c in features:
+        out[c] = np.array([0] * (n + 1) + [bad[c]], dtype=np.int64)
+    return out
 
 
 def reduce_label_stats(parts: pd.DataFrame, features: Sequence[str]) -> LabelStats:
@@ -41,15 +56,13 @@ def reduce_label_stats(parts: pd.DataFrame, features: Sequence[str]) -> LabelSta
     from distsmote._strategy import normalise_label
 
     features = list(features)
-    total = parts.groupby(["__null__", "__class__"], sort=False, dropna=False).sum().reset_index()
-    null = total["__null__"].astype(bool).to_numpy()
-    counts = {
-        normalise_label(c): int(n)
-        for c, n in zip(total.loc[~null, "__class__"], total.loc[~null, "__rows__"])
-    }
-    sums = total[features].sum()
+    classes = parts[parts["__kind__"] == "class"]
+    total = classes.groupby("__class__", sort=False)["__rows__"].sum()
+    counts = {normalise_label(c): int(n) for c, n in total.items()}
+    sums = parts[parts["__kind__"] == "nonfinite"][features].sum()
     nonfinite = {f: int(sums[f]) for f in features if int(sums[f]) > 0}
-    return LabelStats(counts=counts, nonfinite=nonfinite, null_labels=int(total.loc[null, "__rows__"].sum()))
+    null = int(parts.loc[parts["__kind__"] == "null", "__rows__"].sum())
+    return LabelStats(counts=counts, nonfinite=nonfinite, null_labels=null)
 
 
 class LocalEngine(Engine):
@@ -73,8 +86,10 @@ class LocalEngine(Engine):
         return value
 
     def generate(self, fn: TaskFn, tasks, handle, like: pd.DataFrame) -> pd.DataFrame:
-        threads = os.cpu_count() or 1
-        parts = [conform_pandas(fn(t, handle, threads), like.dtypes) for t in tasks]
+        # One task per core, one FAISS thread each (FAISS releases the GIL); OpenMP
+        # spreading one task over busy cores is several times slower.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            parts = list(pool.map(lambda t: conform_pandas(fn(t, handle, 1), like.dtypes), tasks))
         if not parts:
             return like.iloc[:0]
         return pd.concat(parts, ignore_index=True)

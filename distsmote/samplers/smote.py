@@ -72,7 +72,7 @@ def smote_task(task: Task, payload: SmotePayload, threads: int) -> pd.DataFrame:
     other = plan.points[nbrs[rows - task.start, pick]].astype(np.float64)
     values = base + gap[:, None] * (other - base)
     out = pd.DataFrame(values, columns=list(payload.features))
-    out[payload.label] = pd.Series([plan.value] * len(out), dtype=object)
+    out[payload.label] = np.full(len(out), plan.value, dtype=object if isinstance(plan.value, str) else None)
     if payload.indicator:
         out[payload.indicator] = True
     return out
