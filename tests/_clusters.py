@@ -15,8 +15,11 @@ Design rules
 * Every component logs to a file; if it does not come up within ``STARTUP_TIMEOUT``
   seconds, or exits early, a ``ClusterStartupError`` is raised that contains the
   tail of its log. Nothing is ever skipped.
-* Everything binds to 127.0.0.1 (``--host``, ``SPARK_LOCAL_IP``, no Dask dashboards,
-  HTTP polling bypasses any ``*_proxy`` environment variables).
+* Everything binds to 127.0.0.1: ``--host``; Dask's HTTP servers pinned with
+  ``--dashboard-address 127.0.0.1:0`` (``--no-dashboard`` alone still listens on
+  0.0.0.0:8787); ``SPARK_LOCAL_IP`` (Spark's Jetty UIs otherwise bind 0.0.0.0); the
+  master's REST server (fixed port 6066) is disabled. HTTP polling ignores
+  ``*_proxy`` environment variables.
 
 This module must not import ``distsmote`` (the package may not be importable yet)
 and imports pyspark / distributed lazily, inside the functions that need them.
@@ -764,17 +767,17 @@ def _warm_up(session, cluster: SparkCluster, driver_log: Path) -> None:
     Python) Spark just logs "Initial job has not accepted any resources" forever.
     """
     sc = session.sparkContext
-    group = "distsmote-fixture-warmup"
+    tag = "distsmote-fixture-warmup"
     timed_out = threading.Event()
 
     def _cancel() -> None:
         timed_out.set()
         with contextlib.suppress(Exception):
-            sc.cancelJobGroup(group)
+            sc.cancelJobsWithTag(tag)
 
     timer = threading.Timer(STARTUP_TIMEOUT, _cancel)
     timer.daemon = True
-    sc.setJobGroup(group, "fixture warm-up", interruptOnCancel=True)
+    sc.addJobTag(tag)  # thread-local; removed again below
     timer.start()
     try:
         got = sc.parallelize(range(4), 2).map(lambda x: x + 1).sum()
@@ -796,4 +799,4 @@ def _warm_up(session, cluster: SparkCluster, driver_log: Path) -> None:
     finally:
         timer.cancel()
         with contextlib.suppress(Exception):
-            sc.setLocalProperty("spark.jobGroup.id", None)
+            sc.removeJobTag(tag)

@@ -44,6 +44,16 @@ import _clusters  # noqa: E402
 CLUSTER_FIXTURES = frozenset({"dask_cluster", "dask_client", "spark_cluster", "spark"})
 
 
+def pytest_configure(config):
+    # pyspark 4.x warns once per process, on importing pyspark.testing during
+    # SparkSession creation (and again on mapInArrow), that pandas >= 3 is "not yet
+    # fully supported". It says nothing about the code under test; silence only it.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:PySpark does not yet fully support pandas:FutureWarning",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if CLUSTER_FIXTURES.intersection(getattr(item, "fixturenames", ())):

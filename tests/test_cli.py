@@ -149,3 +149,22 @@ def test_failure_during_write_leaves_nothing(dataset, tmp_path, capsys, monkeypa
     code, _, err = _run(capsys, "resample", "--input", src, "--output", str(dst), "--label", "y", "--engine", "local")
     assert code == 2 and "disk full" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_fsspec_urls(capsys):
+    """Input and output may be fsspec URLs; the commit works on any filesystem."""
+    import fsspec
+
+    frame = make_frame({0: 100, 1: 15}, n_features=2)
+    fs = fsspec.filesystem("memory")
+    with fs.open("/lake/train.parquet", "wb") as fh:
+        frame.to_parquet(fh, index=False)
+    code, out, err = _run(capsys, "resample", "--input", "memory://lake/train.parquet",
+                          "--output", "memory://lake/balanced", "--label", "y", "--engine", "local", "--seed", "1")
+    assert code == 0, err
+    assert fs.exists("/lake/balanced/_SUCCESS")
+    assert not [p for p in fs.ls("/lake") if ".staging" in p["name"]]
+    with fs.open("/lake/balanced/part-00000.parquet", "rb") as fh:
+        result = pd.read_parquet(fh)
+    assert_same_rows(result, SMOTE(random_state=1).resample(frame, label="y"))
+    fs.rm("/lake", recursive=True)

@@ -112,3 +112,41 @@ def test_spark_output_is_lazy_and_counts_are_exact(spark):
     counts = {r["y"]: r["count"] for r in out.groupBy("y").count().collect()}
     assert counts == {0: 500, 1: 200, 2: 300}
     assert sampler.sampling_strategy_ == {1: 160, 2: 230}
+
+
+MIXES = [{0: 400, 1: 30}, {0: 60, 1: 400, 2: 150}]
+
+
+@pytest.mark.parametrize("counts", MIXES)
+@pytest.mark.parametrize("strategy", ["auto", "all", "minority"])
+def test_counts_match_imblearn_on_dask_and_spark(dask_client, spark, counts, strategy):
+    import dask.dataframe as dd
+    from imblearn.over_sampling import SMOTE as ImbSMOTE
+
+    frame = make_frame(counts, n_features=3, seed=len(counts))
+    X, y = frame.drop(columns="y").to_numpy(), frame["y"].to_numpy()
+    _, y_ref = ImbSMOTE(sampling_strategy=strategy, random_state=0).fit_resample(X, y)
+    expected = pd.Series(y_ref).value_counts().to_dict()
+    sampler = SMOTE(sampling_strategy=strategy, random_state=0)
+    got_dask = sampler.resample(dd.from_pandas(frame, npartitions=3), label="y")["y"].value_counts().compute().to_dict()
+    got_spark = {r["y"]: r["count"] for r in sampler.resample(spark.createDataFrame(frame), label="y").groupBy("y").count().collect()}
+    assert got_dask == expected and got_spark == expected
+
+
+@pytest.mark.parametrize(
+    "mutate, params, message",
+    [
+        (lambda f: f.assign(y=1), {}, "needs to have more than 1 class"),
+        (lambda f: f.assign(flag=True), {}, "['flag'] are not numeric"),
+        (lambda f: f, {"sampling_strategy": "majority"}, "cannot be used with over-sampler"),
+        (lambda f: f, {"sampling_strategy": {5: 100}}, "The {5} target class is/are not present"),
+    ],
+)
+def test_errors_on_dask_and_spark(dask_client, spark, mutate, params, message):
+    import dask.dataframe as dd
+
+    frame = mutate(make_frame({0: 80, 1: 20}))
+    for distributed_frame in (dd.from_pandas(frame, npartitions=2), spark.createDataFrame(frame)):
+        with pytest.raises(ValueError) as err:
+            SMOTE(random_state=0, **params).resample(distributed_frame, label="y")
+        assert message in str(err.value)
