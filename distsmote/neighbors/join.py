@@ -1,0 +1,713 @@
+"""The distributed kNN join, written once over the engine primitives.
+
+Input: a partitioned *table* of ``(__key, __cls, __mult, f0 … f{d-1})`` rows (see
+:func:`prepare_table`).  Output: a partitioned *edge table* with one row per
+``(query, rank)``: ``qkey, qcls, rank, nkey, ncls, distance``, all edges of a query in one
+partition — or, if a ``finish`` function is given, that function applied to the edges
+of complete queries inside the merge task (so a cleaning decision needs no extra
+shuffle).
+
+Plan (the driver only ever sees a sample, the centroids and per-cell counts):
+
+1. *Sample.*  Rows whose key hash falls below a threshold: deterministic, independent of
+   partitioning.  FAISS k-means on it (canonical key order) gives ``C ≈ √N`` centroids,
+   which are broadcast.
+2. *Cell statistics.*  One map + grouped reduction: rows, query probes and radius per
+   cell.  Cells holding too many rows or queries are split into a grid of buckets.
+3. *Replicate.*  Each row goes to its home cell's bucket as data; each query row to the
+   buckets of the cells it probes: its ``nprobe`` nearest cells (approximate mode) or
+   every cell that may hold one of its true neighbours (exact mode, see
+   :mod:`distsmote.neighbors.cells`).
+4. *Search.*  Shuffle by bucket; each bucket is searched exactly (FAISS flat candidates
+   re-ranked with float64 distances, brute force whenever float32 rounding could have
+   hidden a tie), giving a partial top-k per query.
+5. *Merge.*  Shuffle by query key; keep the k nearest over all buckets.
+
+Ties are broken by key everywhere, so the result does not depend on partitioning,
+batch sizes or thread counts.  Duplicates follow :mod:`distsmote.neighbors.keys`: a row
+with ``m`` copies has ``m − 1`` neighbours of its own key at distance 0, never itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from distsmote.engines.base import Engine
+from distsmote.neighbors.cells import (
+    BucketPlan,
+    Quantizer,
+    default_cells,
+    exact_home,
+    exact_probes,
+    home_and_probes,
+    train_quantizer,
+)
+from distsmote.neighbors.config import KnnConfig
+from distsmote.neighbors.index import ShippedIndex, load_index, set_threads
+from distsmote.neighbors.keys import class_codes, content_keys, key_hash
+
+logger = logging.getLogger("distsmote")
+
+KEY, CLS, MULT = "__key", "__cls", "__mult"
+BUCKET, IS_DATA, IS_QUERY, BOUND = "__bucket", "__data", "__query", "__bound"
+EDGE_COLUMNS = ("qkey", "qcls", "rank", "nkey", "ncls", "distance")
+_PARTIAL_COLUMNS = ("qkey", "qcls", "nkey", "ncls", "d2", "mult")
+
+#: Largest number of data rows (and of query rows) one bucket may hold.
+MAX_BUCKET_ROWS = 100_000
+#: Exact mode: sample rows per cell used to bound each query's k-th distance.
+BOUND_ROWS_PER_CELL = 256
+#: Target rows per shuffle partition.
+ROWS_PER_PARTITION = 500_000
+#: Buckets this small (data × queries) are searched by float64 brute force.
+_BRUTE_PAIRS = 250_000
+_SEED = 0x5EED
+
+
+def feature_names(n_features: int) -> list[str]:
+    """Internal feature column names of a join table."""
+    return [f"f{j}" for j in range(n_features)]
+
+
+def table_meta(n_features: int, dtype: Any) -> pd.DataFrame:
+    """Empty frame with the columns and dtypes of a join table."""
+    cols = {KEY: np.array([], np.int64), CLS: np.array([], np.int32), MULT: np.array([], np.int64)}
+    cols.update({f: np.array([], dtype) for f in feature_names(n_features)})
+    return pd.DataFrame(cols)
+
+
+def edge_meta() -> pd.DataFrame:
+    """Empty frame with the columns and dtypes of an edge table."""
+    return pd.DataFrame(
+        {
+            "qkey": np.array([], np.int64),
+            "qcls": np.array([], np.int32),
+            "rank": np.array([], np.int32),
+            "nkey": np.array([], np.int64),
+            "ncls": np.array([], np.int32),
+            "distance": np.array([], np.float64),
+        }
+    )
+
+
+def _partial_meta() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "qkey": np.array([], np.int64),
+            "qcls": np.array([], np.int32),
+            "nkey": np.array([], np.int64),
+            "ncls": np.array([], np.int32),
+            "d2": np.array([], np.float64),
+            "mult": np.array([], np.int64),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- table
+
+
+@dataclass(frozen=True)
+class _KeySpec:
+    features: tuple[str, ...]
+    label: str
+    classes: tuple[Any, ...]
+    dtype: str
+
+
+def _frame_keys(pdf: pd.DataFrame, spec: _KeySpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    values = pdf[list(spec.features)].to_numpy(dtype=np.float64)
+    codes = class_codes(pdf[spec.label], spec.classes, spec.label)
+    return values, codes, content_keys(values, codes)
+
+
+def _prepare(pdf: pd.DataFrame, spec: _KeySpec, threads: int) -> pd.DataFrame:
+    values, codes, keys = _frame_keys(pdf, spec)
+    uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    out = pd.DataFrame(values[first].astype(spec.dtype), columns=feature_names(values.shape[1]))
+    out.insert(0, MULT, counts.astype(np.int64))
+    out.insert(0, CLS, codes[first])
+    out.insert(0, KEY, uniq)
+    return out
+
+
+def _keys_only(pdf: pd.DataFrame, spec: _KeySpec) -> np.ndarray:
+    return _frame_keys(pdf, spec)[2]
+
+
+def prepare_table(
+    engine: Engine, frame: Any, label: str, features: Sequence[str], classes: Sequence[Any], dtype: Any
+) -> Any:
+    """The join table of a frame: content key, class code, multiplicity, features.
+
+    Copies of a row within one partition are merged into one table row with their count
+    (copies in other partitions are merged later, inside the join).
+    """
+    spec = _KeySpec(tuple(features), label, tuple(classes), np.dtype(dtype).name)
+    meta = table_meta(len(features), dtype)
+    return engine.map_partitions(frame, _prepare, engine.broadcast(spec), meta)
+
+
+def with_row_keys(
+    engine: Engine, frame: Any, label: str, features: Sequence[str], classes: Sequence[Any], name: str = KEY
+) -> Any:
+    """``frame`` plus an int64 column of content keys (same keys as :func:`prepare_table`)."""
+    spec = _KeySpec(tuple(features), label, tuple(classes), "float64")
+    return engine.add_column(frame, name, _keys_only, engine.broadcast(spec))
+
+
+# ------------------------------------------------------------------- exact distances
+
+
+def pair_d2(xq: np.ndarray, xd: np.ndarray) -> np.ndarray:
+    """Exact squared distances of ``xq[i]`` to ``xd[i, j]`` (float64, fixed summation order).
+
+    The value for a pair never depends on which other rows are in the batch, so the
+    same pair compares equal wherever it is evaluated.
+    """
+    out = np.zeros(xd.shape[:2])
+    for j in range(xq.shape[1]):
+        out += (xd[:, :, j] - xq[:, None, j]) ** 2
+    return out
+
+
+def _full_d2(xq: np.ndarray, xd: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(xq), len(xd)))
+    for j in range(xq.shape[1]):
+        out += (xd[None, :, j] - xq[:, None, j]) ** 2
+    return out
+
+
+def _brute_order(xq: np.ndarray, xd: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """First ``width`` data rows of each query by (exact d², row); rows sorted by key."""
+    cand = np.empty((len(xq), width), dtype=np.int64)
+    d2 = np.empty((len(xq), width))
+    step = max(1, 2_000_000 // max(1, len(xd)))
+    for s in range(0, len(xq), step):
+        full = _full_d2(xq[s : s + step], xd)
+        order = np.argsort(full, axis=1, kind="stable")[:, :width]
+        cand[s : s + step] = order
+        d2[s : s + step] = np.take_along_axis(full, order, axis=1)
+    return cand, d2
+
+
+def _take_k(cand, d2, mult_d, self_pos, k):
+    """Apply multiplicities to ordered candidates: which to keep and with what count."""
+    eff = mult_d[cand] - (cand == self_pos[:, None])
+    cum = np.cumsum(eff, axis=1)
+    before = cum - eff
+    keep = (eff > 0) & (before < k)
+    take = np.minimum(eff, k - before)
+    return keep, take, cum[:, -1] if cum.shape[1] else np.zeros(len(cand), np.int64)
+
+
+def search_bucket(
+    xd: np.ndarray,
+    kd: np.ndarray,
+    md: np.ndarray,
+    xq: np.ndarray,
+    kq: np.ndarray,
+    k: int,
+    extra: int,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Exact top-``k`` rows of the bucket's data for each query (multiplicities counted).
+
+    Parameters
+    ----------
+    xd, kd, md : data rows (float64), their keys (sorted ascending) and multiplicities.
+    xq, kq : query rows (float64) and their keys.
+
+    Returns
+    -------
+    qi, di, d2, take
+        Query row, data row, exact squared distance and number of copies taken, for
+        every kept (query, data point) pair.
+    """
+    n_d = len(xd)
+    pos = np.searchsorted(kd, kq)
+    pos_c = np.minimum(pos, max(n_d - 1, 0))
+    self_pos = np.where((pos < n_d) & (kd[pos_c] == kq), pos_c, -1)
+    # k + 1 distinct points always hold k rows other than the query itself.
+    width = min(n_d, k + 1 + extra)
+    if n_d * len(xq) <= _BRUTE_PAIRS or width == n_d:
+        cand, d2 = _brute_order(xq, xd, min(n_d, k + 1))
+        return _emit(np.arange(len(xq)), cand, d2, md, self_pos, k)
+    import faiss
+
+    set_threads(threads)
+    center = xd.mean(0)
+    xdc = np.ascontiguousarray(xd - center, dtype=np.float32)
+    xqc = np.ascontiguousarray(xq - center, dtype=np.float32)
+    index = faiss.IndexFlatL2(xd.shape[1])
+    index.add(xdc)
+    f32, cand = index.search(xqc, width)
+    cand = cand.astype(np.int64)
+    d2 = pair_d2(xq, xd[cand])
+    order = np.lexsort((cand, d2), axis=-1)
+    cand = np.take_along_axis(cand, order, axis=1)
+    d2 = np.take_along_axis(d2, order, axis=1)
+    keep, _, total = _take_k(cand, d2, md, self_pos, k)
+    # Could a row FAISS left out (float32 rounding) tie with or beat a kept one?  Then
+    # that query is searched again by float64 brute force.
+    last = np.where(keep, d2, -np.inf).max(axis=1)
+    norms = (xqc.astype(np.float64) ** 2).sum(1) + float((xdc.astype(np.float64) ** 2).sum(1).max())
+    eta = 1e-5 * norms + 1e-300
+    unsafe = (last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < k)
+    good = np.flatnonzero(~unsafe)
+    bad = np.flatnonzero(unsafe)
+    out = [_emit(good, cand[good], d2[good], md, self_pos[good], k)]
+    if len(bad):
+        bc, bd2 = _brute_order(xq[bad], xd, min(n_d, k + 1))
+        out.append(_emit(bad, bc, bd2, md, self_pos[bad], k))
+    return tuple(np.concatenate(parts) for parts in zip(*out))
+
+
+def _emit(rows, cand, d2, md, self_pos, k):
+    keep, take, _ = _take_k(cand, d2, md, self_pos, k)
+    qi, col = np.nonzero(keep)
+    return rows[qi], cand[qi, col], d2[qi, col], take[qi, col]
+
+
+# ----------------------------------------------------------------------- payloads
+
+
+@dataclass(frozen=True)
+class _BoundIndex:
+    """Exact mode: a sample searched to bound each query's k-th neighbour distance."""
+
+    keys: np.ndarray  # sorted
+    points: np.ndarray  # centred, float64
+    index: ShippedIndex
+
+
+@dataclass(frozen=True)
+class _JoinPayload:
+    n_features: int
+    dtype: str
+    exact: bool
+    quantizer: Quantizer
+    nprobe: int
+    k: int
+    extra: int
+    query_mask: np.ndarray  # bool per class code
+    plan: BucketPlan | None = None
+    bound: _BoundIndex | None = None
+    finish: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None
+    finish_args: Any = None
+
+
+def _table_arrays(pdf: pd.DataFrame, n_features: int):
+    x = pdf[feature_names(n_features)].to_numpy(dtype=np.float64)
+    return (
+        x,
+        pdf[KEY].to_numpy(dtype=np.int64),
+        pdf[CLS].to_numpy(dtype=np.int32),
+        pdf[MULT].to_numpy(dtype=np.int64),
+    )
+
+
+def _upper_bounds(p: _JoinPayload, x: np.ndarray, keys: np.ndarray, threads: int) -> np.ndarray:
+    """Exact mode: distance to the k-th nearest *other* sample point (≥ true k-th distance)."""
+    b = p.bound
+    n = len(x)
+    if b is None or len(b.keys) == 0 or n == 0:
+        return np.full(n, np.inf)
+    set_threads(threads)
+    index = load_index(b.index)
+    xc = x - p.quantizer.center
+    width = min(len(b.keys), p.k + 1 + p.extra)
+    _, cand = index.search(np.ascontiguousarray(xc, dtype=np.float32), width)
+    valid = cand >= 0
+    safe = np.where(valid, cand, 0)
+    d2 = pair_d2(xc, b.points[safe])
+    d2[~valid | (b.keys[safe] == keys[:, None])] = np.inf
+    d2.sort(axis=1)
+    if width < p.k:
+        return np.full(n, np.inf)
+    return np.sqrt(d2[:, p.k - 1])
+
+
+def _probe_pairs(p: _JoinPayload, x, keys, is_query, threads, use_radius: bool):
+    """Home cell of every row, the (query row, cell) pairs to search, and each row's
+    upper bound of its k-th neighbour distance (``inf`` when unknown)."""
+    q = p.quantizer
+    qrows = np.flatnonzero(is_query)
+    upper = np.full(len(x), np.inf)
+    if p.exact:
+        home, _ = exact_home(q, x)
+        upper[qrows] = _upper_bounds(p, x[qrows], keys[qrows], threads)
+        _, r, c = exact_probes(q, x[qrows], upper[qrows], use_radius=use_radius)
+        return home, qrows[r], c, upper
+    home, _, probes = home_and_probes(q, x, p.nprobe, threads)
+    sub = probes[qrows]
+    return home, np.repeat(qrows, sub.shape[1]), sub.reshape(-1), upper
+
+
+def _cell_stats(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
+    x, keys, cls, _ = _table_arrays(pdf, p.n_features)
+    q = p.quantizer
+    home, rows, cells, _ = _probe_pairs(p, x, keys, p.query_mask[cls], threads, use_radius=False)
+    xc = x - q.center
+    hd2 = ((xc - q.centroids[home]) ** 2).sum(1) + q.slack(xc)
+    C = q.n_cells
+    n_data = np.bincount(home, minlength=C)
+    n_query = np.bincount(cells, minlength=C)
+    n_qrows = np.bincount(home[p.query_mask[cls]], minlength=C)
+    r2 = np.zeros(C)
+    np.maximum.at(r2, home, hd2)
+    xn2 = np.zeros(C)
+    np.maximum.at(xn2, home, (xc * xc).sum(1))
+    live = np.flatnonzero((n_data > 0) | (n_query > 0))
+    return pd.DataFrame(
+        {
+            "cell": live.astype(np.int64),
+            "n_data": n_data[live].astype(np.int64),
+            "n_query": n_query[live].astype(np.int64),
+            "n_qrows": n_qrows[live].astype(np.int64),
+            "r2": r2[live],
+            "xn2": xn2[live],
+        }
+    )
+
+
+def _stats_meta() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "cell": np.array([], np.int64),
+            "n_data": np.array([], np.int64),
+            "n_query": np.array([], np.int64),
+            "n_qrows": np.array([], np.int64),
+            "r2": np.array([], np.float64),
+            "xn2": np.array([], np.float64),
+        }
+    )
+
+
+def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, position) for ``counts[i]`` copies of each i."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    pos = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, pos
+
+
+def _replicate(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
+    x, keys, cls, mult = _table_arrays(pdf, p.n_features)
+    plan = p.plan
+    is_query = p.query_mask[cls]
+    home, qr, qc, upper = _probe_pairs(p, x, keys, is_query, threads, use_radius=True)
+    hd = key_hash(keys, _SEED, "data-part")
+    hq = key_hash(keys, _SEED, "query-part")
+    sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
+    # Data records: part i of the home cell, every query part j.
+    i_home = (hd % sd[home].astype(np.uint64)).astype(np.int64)
+    j_home = (hq % sq[home].astype(np.uint64)).astype(np.int64)
+    dr, dj = _expand(sq[home])
+    d_bucket = off[home[dr]] + i_home[dr] * sq[home[dr]] + dj
+    d_query = is_query[dr] & (dj == j_home[dr])
+    # Query records: query part j of each probed cell, every data part i, except the
+    # (home, i_home, j_home) bucket, which the data record above already covers.
+    jq = (hq[qr] % sq[qc].astype(np.uint64)).astype(np.int64)
+    pr, pi = _expand(sd[qc])
+    r, c = qr[pr], qc[pr]
+    q_bucket = off[c] + pi * sq[c] + jq[pr]
+    own = (c == home[r]) & (pi == i_home[r])
+    r, q_bucket = r[~own], q_bucket[~own]
+    rows = np.concatenate([dr, r])
+    out = pd.DataFrame(x[rows].astype(p.dtype), columns=feature_names(p.n_features))
+    out.insert(0, BOUND, upper[rows])
+    out.insert(0, IS_QUERY, np.concatenate([d_query, np.ones(len(r), bool)]))
+    out.insert(0, IS_DATA, np.concatenate([np.ones(len(dr), bool), np.zeros(len(r), bool)]))
+    out.insert(0, MULT, mult[rows])
+    out.insert(0, CLS, cls[rows])
+    out.insert(0, KEY, keys[rows])
+    out.insert(0, BUCKET, np.concatenate([d_bucket, q_bucket]).astype(np.int64))
+    return out
+
+
+def _records_meta(n_features: int, dtype: Any) -> pd.DataFrame:
+    meta = table_meta(n_features, dtype)
+    meta.insert(0, IS_QUERY, np.array([], bool))
+    meta.insert(0, IS_DATA, np.array([], bool))
+    meta.insert(0, BOUND, np.array([], np.float64))
+    meta = meta[[KEY, CLS, MULT, IS_DATA, IS_QUERY, BOUND, *feature_names(n_features)]]
+    meta.insert(0, BUCKET, np.array([], np.int64))
+    return meta
+
+
+def _dedupe(keys: np.ndarray, *arrays: np.ndarray, mult: np.ndarray | None = None):
+    """Rows sorted by key → one row per key (multiplicities summed)."""
+    if len(keys) == 0:
+        return (keys, *arrays, mult)
+    start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    out = [keys[start], *[a[start] for a in arrays]]
+    out.append(np.add.reduceat(mult, start) if mult is not None else None)
+    return tuple(out)
+
+
+def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
+    x, keys, cls, mult = _table_arrays(pdf, p.n_features)
+    bucket = pdf[BUCKET].to_numpy(dtype=np.int64)
+    is_data = pdf[IS_DATA].to_numpy(dtype=bool)
+    is_query = pdf[IS_QUERY].to_numpy(dtype=bool)
+    bound = pdf[BOUND].to_numpy(dtype=np.float64)
+    order = np.lexsort((keys, bucket))
+    x, keys, cls, mult = x[order], keys[order], cls[order], mult[order]
+    bucket, is_data, is_query, bound = bucket[order], is_data[order], is_query[order], bound[order]
+    bounds = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1], True])
+    parts = []
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        dm = np.flatnonzero(is_data[s:e]) + s
+        qm = np.flatnonzero(is_query[s:e]) + s
+        if len(dm) == 0 or len(qm) == 0:
+            continue
+        kd, xd, cd, md = _dedupe(keys[dm], x[dm], cls[dm], mult=mult[dm])
+        kq, xq, cq, bq, _ = _dedupe(keys[qm], x[qm], cls[qm], bound[qm])
+        qi, di, d2, take = search_bucket(xd, kd, md, xq, kq, p.k, p.extra, threads)
+        # A candidate beyond the query's upper bound cannot be among its k nearest.
+        near = d2 <= (bq[qi] * (1.0 + 1e-9)) ** 2
+        qi, di, d2, take = qi[near], di[near], d2[near], take[near]
+        parts.append((kq[qi], cq[qi], kd[di], cd[di], d2, take))
+    if not parts:
+        return _partial_meta()
+    cols = [np.concatenate(c) for c in zip(*parts)]
+    return pd.DataFrame(dict(zip(_PARTIAL_COLUMNS, cols)))
+
+
+def merge_partial(pdf: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Top-``k`` edges per query from partial candidates (complete per query)."""
+    qkey = pdf["qkey"].to_numpy(np.int64)
+    nkey = pdf["nkey"].to_numpy(np.int64)
+    d2 = pdf["d2"].to_numpy(np.float64)
+    order = np.lexsort((nkey, d2, qkey))
+    qkey, nkey, d2 = qkey[order], nkey[order], d2[order]
+    qcls = pdf["qcls"].to_numpy(np.int32)[order]
+    ncls = pdf["ncls"].to_numpy(np.int32)[order]
+    mult = pdf["mult"].to_numpy(np.int64)[order]
+    if len(qkey) == 0:
+        return edge_meta()
+    start = np.flatnonzero(np.r_[True, qkey[1:] != qkey[:-1]])
+    group = np.cumsum(np.r_[True, qkey[1:] != qkey[:-1]]) - 1
+    cum = np.cumsum(mult)
+    base = (cum - mult)[start][group]
+    before = cum - mult - base
+    take = np.clip(k - before, 0, mult)
+    rows, _ = _expand(take)
+    rank = (before[rows] + (np.arange(len(rows)) - np.repeat(np.cumsum(take) - take, take))).astype(np.int32)
+    return pd.DataFrame(
+        {
+            "qkey": qkey[rows],
+            "qcls": qcls[rows],
+            "rank": rank,
+            "nkey": nkey[rows],
+            "ncls": ncls[rows],
+            "distance": np.sqrt(d2[rows]),
+        }
+    )
+
+
+def _merge(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
+    edges = merge_partial(pdf, p.k)
+    if p.finish is None:
+        return edges
+    return p.finish(edges, p.finish_args)
+
+
+# ---------------------------------------------------------------------- the join
+
+
+@dataclass
+class JoinInfo:
+    """What the planning steps of a join found (for logs and benchmarks)."""
+
+    mode: str
+    n_rows: int
+    n_cells: int = 0
+    n_buckets: int = 0
+    sample_rows: int = 0
+    data_records: int = 0
+    query_records: int = 0
+    query_rows: int = 0
+    max_cell_rows: int = 0
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def probes_per_query(self) -> float:
+        """Mean cells searched per query row."""
+        return self.query_records / self.query_rows if self.query_rows else 0.0
+
+
+def resolve_mode(knn: KnnConfig, n_rows: int) -> bool:
+    """``True`` for exact mode.  ``"auto"`` is exact up to ``exact_max_rows`` rows."""
+    if knn.method == "hnsw":
+        raise ValueError(
+            "The kNN join behind the cleaning samplers supports knn='auto', 'ivf' "
+            "(approximate: k-means cells, nprobe cells per query) and 'exact'. Got 'hnsw'; "
+            "use 'ivf' for approximate search."
+        )
+    if knn.method == "auto":
+        return n_rows <= knn.exact_max_rows
+    return knn.method == "exact"
+
+
+def _sample(engine: Engine, table: Any, n_rows: int, target: int, n_features: int, dtype) -> pd.DataFrame:
+    fraction = min(1.0, target / max(n_rows, 1))
+    threshold = np.uint64(min(2**64 - 1, int(fraction * 2**64)))
+
+    def pick(pdf: pd.DataFrame, thr: np.uint64, threads: int) -> pd.DataFrame:
+        keys = pdf[KEY].to_numpy(np.int64)
+        return pdf.loc[key_hash(keys, _SEED, "sample") <= thr]
+
+    meta = table_meta(n_features, dtype)
+    # Expected target rows; generous cap for the variance (and the driver's safety).
+    rows = engine.collect_small(
+        engine.map_partitions(table, pick, engine.broadcast(threshold), meta), max_rows=2 * target + 10_000
+    )
+    rows = rows.sort_values(KEY, kind="stable").drop_duplicates(KEY).reset_index(drop=True)
+    return rows
+
+
+def _bound_index(q: Quantizer, sample: pd.DataFrame, n_features: int, nprobe: int) -> _BoundIndex:
+    import faiss
+
+    keys = sample[KEY].to_numpy(np.int64)
+    pts = sample[feature_names(n_features)].to_numpy(np.float64) - q.center
+    d = pts.shape[1]
+    if q.n_cells <= 16 or len(pts) <= 20_000:
+        index = faiss.IndexFlatL2(d)
+        method = "exact"
+    else:
+        quant = faiss.IndexFlatL2(d)
+        quant.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
+        index = faiss.IndexIVFFlat(quant, d, q.n_cells, faiss.METRIC_L2)
+        index.own_fields = True
+        quant.this.disown()
+        method = "ivf"
+    index.add(np.ascontiguousarray(pts, dtype=np.float32))
+    data = faiss.serialize_index(index).tobytes()
+    token = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return _BoundIndex(keys, pts, ShippedIndex(token, data, method, max(1, nprobe), 0))
+
+
+def knn_join(
+    engine: Engine,
+    table: Any,
+    *,
+    k: int,
+    n_rows: int,
+    n_features: int,
+    dtype: Any,
+    n_classes: int,
+    knn: KnnConfig | None = None,
+    query_classes: Sequence[int] | None = None,
+    finish: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None,
+    finish_args: Any = None,
+    finish_meta: pd.DataFrame | None = None,
+    seed: int = 0,
+) -> tuple[Any, JoinInfo]:
+    """The ``k`` nearest other rows of every query row, as a partitioned edge table.
+
+    Parameters
+    ----------
+    engine : Engine
+    table : frame
+        A join table from :func:`prepare_table`.
+    k : int
+        Neighbours per query.
+    n_rows : int
+        Rows of the table (from the class counts; sizes the sample and the cells).
+    n_features, dtype, n_classes
+        Shape of the table: feature count, feature dtype, number of class codes.
+    knn : KnnConfig, optional
+        ``method`` ``"exact"`` (result equals brute force), ``"ivf"`` (approximate) or
+        ``"auto"`` (exact up to ``exact_max_rows`` rows); ``nlist`` (cells, default
+        ``√N``), ``nprobe``, ``train_rows_per_cell``, ``kmeans_iter`` and
+        ``rerank_extra`` are used.
+    query_classes : sequence of int, optional
+        Class codes whose rows are queries (default: all rows).  Every row is data.
+    finish : callable, optional
+        ``finish(edges, finish_args) -> frame`` applied in the merge task to the
+        complete edges of the queries it holds; ``finish_meta`` gives its output schema.
+    seed : int
+        Seed of the quantizer sample and k-means.
+
+    Returns
+    -------
+    frame, JoinInfo
+        The lazy edge table (or ``finish`` output) and planning facts.
+    """
+    knn = knn or KnnConfig()
+    exact = resolve_mode(knn, n_rows)
+    info = JoinInfo(mode="exact" if exact else "approximate", n_rows=n_rows)
+    mask = np.zeros(n_classes, dtype=bool)
+    mask[list(range(n_classes)) if query_classes is None else list(query_classes)] = True
+
+    t0 = time.perf_counter()
+    n_cells = default_cells(n_rows, knn.nlist)
+    per_cell = max(knn.train_rows_per_cell, BOUND_ROWS_PER_CELL if exact else 0)
+    sample = _sample(engine, table, n_rows, n_cells * per_cell, n_features, dtype)
+    info.sample_rows = len(sample)
+    train_frac = min(1.0, n_cells * knn.train_rows_per_cell / max(len(sample), 1))
+    train_pick = key_hash(sample[KEY].to_numpy(np.int64), _SEED, "train") <= np.uint64(
+        min(2**64 - 1, int(train_frac * 2**64))
+    )
+    train = sample.loc[train_pick, feature_names(n_features)].to_numpy(np.float64)
+    quantizer = train_quantizer(train, n_cells, knn.kmeans_iter, knn.train_rows_per_cell, seed)
+    info.n_cells = quantizer.n_cells
+    bound = _bound_index(quantizer, sample, n_features, 8) if exact else None
+    info.seconds["sample+kmeans"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    dtype = np.dtype(dtype).name
+    payload = _JoinPayload(
+        n_features, dtype, exact, quantizer, knn.nprobe, k, knn.rerank_extra, mask, bound=bound
+    )
+    stats = engine.aggregate(
+        engine.map_partitions(table, _cell_stats, engine.broadcast(payload), _stats_meta()),
+        "cell",
+        {"n_data": "sum", "n_query": "sum", "n_qrows": "sum", "r2": "max", "xn2": "max"},
+    )
+    C = quantizer.n_cells
+    n_data = np.zeros(C, np.int64)
+    n_query = np.zeros(C, np.int64)
+    r2 = np.zeros(C)
+    cells = stats["cell"].to_numpy(np.int64)
+    n_data[cells] = stats["n_data"].to_numpy(np.int64)
+    n_query[cells] = stats["n_query"].to_numpy(np.int64)
+    r2[cells] = stats["r2"].to_numpy(np.float64)
+    xn2 = float(stats["xn2"].max()) if len(stats) else 0.0
+    quantizer = quantizer.with_stats(np.sqrt(r2), xn2)
+    plan = BucketPlan.from_counts(n_data, n_query, MAX_BUCKET_ROWS)
+    info.n_buckets = plan.n_buckets
+    info.data_records = int((n_data * plan.query_splits).sum())
+    info.query_records = int(n_query.sum())
+    info.query_rows = int(stats["n_qrows"].sum())
+    info.max_cell_rows = int(n_data.max(initial=0))
+    info.seconds["cell stats"] = time.perf_counter() - t0
+    payload = _JoinPayload(
+        n_features, dtype, exact, quantizer, knn.nprobe, k, knn.rerank_extra, mask,
+        plan=plan, bound=bound, finish=finish, finish_args=finish_args,
+    )
+    handle = engine.broadcast(payload)
+    records = engine.map_partitions(table, _replicate, handle, _records_meta(n_features, dtype))
+    base = max(1, engine.num_partitions(table))
+    n_records = info.data_records + int((n_query * plan.data_splits).sum())
+    parts = min(plan.n_buckets, max(base, math.ceil(n_records / ROWS_PER_PARTITION)))
+    partial = engine.shuffle_map(records, BUCKET, _search_buckets, handle, _partial_meta(), parts)
+    n_edges = info.query_records * (k + 1)
+    parts = max(base, math.ceil(n_edges / ROWS_PER_PARTITION))
+    out_meta = finish_meta if finish is not None else edge_meta()
+    out = engine.shuffle_map(partial, "qkey", _merge, handle, out_meta, parts)
+    logger.info(
+        "kNN join (%s, k=%d): %d cells, %d buckets, %.2f probes per query, sample %d rows",
+        info.mode, k, info.n_cells, info.n_buckets, info.probes_per_query, info.sample_rows,
+    )
+    return out, info

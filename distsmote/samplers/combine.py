@@ -1,0 +1,144 @@
+"""Over-sampling followed by cleaning: SMOTETomek and SMOTEENN, on any engine.
+
+The SMOTE output stays on the engine (lazy on Dask and Spark) and is cleaned by the
+distributed kNN join; its class counts are known from the SMOTE plan, so no extra pass
+is needed to count them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.base import clone
+
+from distsmote._validation import DistSmoteInputError, check_columns
+from distsmote.engines.base import Engine
+from distsmote.samplers.base import BaseSampler
+from distsmote.samplers.cleaning import EditedNearestNeighbours, TomekLinks, _CleaningSampler
+from distsmote.samplers.smote import SMOTE
+
+
+class _Combined(BaseSampler):
+    _cleaner_name = ""
+
+    def _default_cleaner(self) -> _CleaningSampler:
+        raise NotImplementedError
+
+    def _resample(self, engine: Engine, frame: Any, label: str, indicator: str | None) -> Any:
+        smote = clone(self.smote) if self.smote is not None else SMOTE(
+            sampling_strategy=self.sampling_strategy, random_state=self.random_state
+        )
+        given = getattr(self, self._cleaner_name)
+        cleaner = clone(given) if given is not None else self._default_cleaner()
+        if not isinstance(smote, SMOTE):
+            raise DistSmoteInputError(
+                f"smote must be a distsmote SMOTE instance. Got {type(smote).__name__}."
+            )
+        if not isinstance(cleaner, _CleaningSampler):
+            raise DistSmoteInputError(
+                f"{self._cleaner_name} must be a distsmote {type(self._default_cleaner()).__name__} "
+                f"instance. Got {type(cleaner).__name__}."
+            )
+        cleaner._check_params()
+        features = check_columns(engine.columns(frame), label, [indicator] if indicator else [])
+        oversampled = smote._resample(engine, frame, label, indicator)
+        counts = {c: n + smote.sampling_strategy_.get(c, 0) for c, n in smote.class_counts_.items()}
+        y = engine.labels_in_memory(oversampled, label)
+        out = cleaner._clean(engine, oversampled, label, features, counts, y)
+        self.smote_ = smote
+        setattr(self, self._cleaner_name + "_", cleaner)
+        self.sampling_strategy_ = self.sampling_strategy
+        return out
+
+
+class SMOTETomek(_Combined):
+    """SMOTE over-sampling, then removal of Tomek links.  On pandas, Dask or Spark.
+
+    Parameters
+    ----------
+    sampling_strategy : float, str, dict or callable, default="auto"
+        Passed to the default SMOTE (ignored when ``smote`` is given).
+    random_state : int or None, default=None
+        Seed of the default SMOTE (ignored when ``smote`` is given).
+    smote : SMOTE, optional
+        The over-sampler; default ``SMOTE(sampling_strategy=sampling_strategy,
+        random_state=random_state)``.
+    tomek : TomekLinks, optional
+        The cleaner; default ``TomekLinks(sampling_strategy='all')``.
+
+    Attributes
+    ----------
+    smote_, tomek_
+        The fitted copies of the two samplers.
+
+    Notes
+    -----
+    The output equals ``tomek.resample(smote.resample(frame))``: the same rows
+    imbalanced-learn's cleaner removes from distsmote's SMOTE output in exact mode.
+    Same determinism as SMOTE: equal rows, parameters and seed give an equal output
+    multiset on every engine and partitioning.
+    """
+
+    _cleaner_name = "tomek"
+
+    def __init__(
+        self,
+        *,
+        sampling_strategy: Any = "auto",
+        random_state: int | None = None,
+        smote: SMOTE | None = None,
+        tomek: TomekLinks | None = None,
+    ) -> None:
+        self.sampling_strategy = sampling_strategy
+        self.random_state = random_state
+        self.smote = smote
+        self.tomek = tomek
+
+    def _default_cleaner(self) -> TomekLinks:
+        return TomekLinks(sampling_strategy="all")
+
+
+class SMOTEENN(_Combined):
+    """SMOTE over-sampling, then edited-nearest-neighbours cleaning.  On pandas, Dask
+    or Spark.
+
+    Parameters
+    ----------
+    sampling_strategy : float, str, dict or callable, default="auto"
+        Passed to the default SMOTE (ignored when ``smote`` is given).
+    random_state : int or None, default=None
+        Seed of the default SMOTE (ignored when ``smote`` is given).
+    smote : SMOTE, optional
+        The over-sampler; default ``SMOTE(sampling_strategy=sampling_strategy,
+        random_state=random_state)``.
+    enn : EditedNearestNeighbours, optional
+        The cleaner; default ``EditedNearestNeighbours(sampling_strategy='all')``
+        (``n_neighbors=3``, ``kind_sel='all'``).
+
+    Attributes
+    ----------
+    smote_, enn_
+        The fitted copies of the two samplers.
+
+    Notes
+    -----
+    The output equals ``enn.resample(smote.resample(frame))``; see :class:`SMOTETomek`.
+    """
+
+    _cleaner_name = "enn"
+
+    def __init__(
+        self,
+        *,
+        sampling_strategy: Any = "auto",
+        random_state: int | None = None,
+        smote: SMOTE | None = None,
+        enn: EditedNearestNeighbours | None = None,
+    ) -> None:
+        self.sampling_strategy = sampling_strategy
+        self.random_state = random_state
+        self.smote = smote
+        self.enn = enn
+
+    def _default_cleaner(self) -> EditedNearestNeighbours:
+        return EditedNearestNeighbours(sampling_strategy="all")
