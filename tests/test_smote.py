@@ -221,12 +221,12 @@ def test_approximate_default_recall_at_k():
 
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 6, size=(40, 16))
-    x = (centres[rng.integers(0, 40, 60_000)] + rng.normal(size=(60_000, 16))).astype(np.float32)
+    x = (centres[rng.integers(0, 40, 200_000)] + rng.normal(size=(200_000, 16))).astype(np.float32)
     x = x[np.lexsort(x.T[::-1])]
     k = 5
     config = KnnConfig().resolve(len(x))
     assert config.method == "ivf"
-    ids = np.arange(0, len(x), 7)
+    ids = np.arange(0, len(x), 41)
     approx = search_neighbors(build_index(x, config, 0), x, ids, k, config.rerank_extra, 2)
     exact_cfg = KnnConfig(method="exact").resolve(len(x))
     exact = search_neighbors(build_index(x, exact_cfg, 0), x, ids, k, 0, 2)

@@ -25,7 +25,7 @@ class KnnConfig:
     exact_max_rows : int, default=50_000
         Largest class that ``"auto"`` searches exactly.
     nlist : int or None, default=None
-        IVF cells.  ``None`` picks ``4·√n`` (at least 16, at most ``n // 39``).
+        IVF cells.  ``None`` picks ``2·√n`` (at most ``n // 39``).
     nprobe : int, default=24
         IVF cells visited per query.
     train_rows_per_cell : int, default=64
@@ -96,7 +96,7 @@ class KnnConfig:
         if method == "auto":
             method = "exact" if n_rows <= self.exact_max_rows else "ivf"
         if method == "ivf":
-            nlist = self.nlist or int(4 * math.sqrt(n_rows))
+            nlist = self.nlist or int(2 * math.sqrt(n_rows))
             nlist = max(1, min(nlist, n_rows // 39 or 1))
             return replace(self, method="ivf", nlist=nlist)
         return replace(self, method=method)
