@@ -42,29 +42,26 @@ def _minority(counts: Mapping) -> Any:
 
 
 def _from_string(kind: str, counts: Mapping, sampling_type: SamplingType) -> dict:
-    n_max, n_min = max(counts.values()), min(counts.values())
     if kind == "auto":
         kind = "not majority" if sampling_type == "over-sampling" else "not minority"
-    if sampling_type == "over-sampling":
-        if kind == "majority":
-            raise ValueError("'sampling_strategy'='majority' cannot be used with over-sampler.")
-        keep = {
-            "all": lambda c: True,
-            "not majority": lambda c: c != _majority(counts),
-            "not minority": lambda c: c != _minority(counts),
-            "minority": lambda c: c == _minority(counts),
-        }[kind]
-        return {c: n_max - n for c, n in counts.items() if keep(c)}
-    if kind == "minority":
+    if sampling_type == "over-sampling" and kind == "majority":
+        raise ValueError("'sampling_strategy'='majority' cannot be used with over-sampler.")
+    if sampling_type == "clean-sampling" and kind == "minority":
         raise ValueError(
             "'sampling_strategy'='minority' cannot be used with under-sampler and clean-sampler."
         )
+    majority, minority = _majority(counts), _minority(counts)
     keep = {
         "all": lambda c: True,
-        "not majority": lambda c: c != _majority(counts),
-        "not minority": lambda c: c != _minority(counts),
-        "majority": lambda c: c == _majority(counts),
+        "majority": lambda c: c == majority,
+        "minority": lambda c: c == minority,
+        "not majority": lambda c: c != majority,
+        "not minority": lambda c: c != minority,
     }[kind]
+    if sampling_type == "over-sampling":
+        n_max = max(counts.values())
+        return {c: n_max - n for c, n in counts.items() if keep(c)}
+    n_min = min(counts.values())
     return {c: n_min for c in counts if keep(c)}
 
 

@@ -26,7 +26,7 @@ class BaseSampler(BaseEstimator):
 
     _sampling_type = "over-sampling"
 
-    def fit_resample(self, X: Any, y: Any, **params: Any) -> tuple[Any, Any]:
+    def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Resample in-memory ``X, y`` like imbalanced-learn.
 
         Parameters
