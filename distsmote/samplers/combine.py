@@ -29,14 +29,15 @@ class _Combined(BaseSampler):
             sampling_strategy=self.sampling_strategy, random_state=self.random_state
         )
         given = getattr(self, self._cleaner_name)
-        cleaner = clone(given) if given is not None else self._default_cleaner()
+        default = self._default_cleaner()
+        cleaner = clone(given) if given is not None else default
         if not isinstance(smote, SMOTE):
             raise DistSmoteInputError(
                 f"smote must be a distsmote SMOTE instance. Got {type(smote).__name__}."
             )
-        if not isinstance(cleaner, _CleaningSampler):
+        if not isinstance(cleaner, type(default)):
             raise DistSmoteInputError(
-                f"{self._cleaner_name} must be a distsmote {type(self._default_cleaner()).__name__} "
+                f"{self._cleaner_name} must be a distsmote {type(default).__name__} "
                 f"instance. Got {type(cleaner).__name__}."
             )
         cleaner._check_params()
