@@ -82,30 +82,68 @@ def read_parquet(engine: str, path: str, session: Any = None) -> Any:
     return session.read.parquet(path)
 
 
-def write_parquet(engine: str, frame: Any, path: str, progress: bool = False) -> None:
-    """Write ``frame`` as a Parquet dataset directory at ``path`` (which must not exist)."""
-    if engine == "local":
-        fs, p = _fs(path)
-        fs.makedirs(p, exist_ok=True)
-        with fs.open(posixpath.join(p, "part-00000.parquet"), "wb") as fh:
-            frame.to_parquet(fh, index=False)
-        return
-    if engine == "dask":
-        from distributed import get_client, progress as show_progress
+def write_part(pdf: Any, directory: str, index: int) -> int:
+    """Write one partition as ``part-NNNNN.parquet``; return its row count.
 
-        job = frame.to_parquet(path, write_index=False, compute=False, write_metadata_file=False)
+    The file name depends only on the partition number, so a retried task overwrites
+    its own file and never adds a second copy.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, root = _fs(directory)
+    table = pa.Table.from_pandas(pdf, preserve_index=False)
+    with fs.open(posixpath.join(root, f"part-{index:05d}.parquet"), "wb") as fh:
+        pq.write_table(table, fh)
+    return table.num_rows
+
+
+def write_parquet(engine: str, frame: Any, path: str, progress: bool = False) -> int:
+    """Write ``frame`` as a Parquet dataset directory at ``path``; return rows written.
+
+    On Dask, partitions are written as they are computed and progress is logged
+    (a live bar on a terminal, a line every 10 % in logs).
+    """
+    fs, root = _fs(path)
+    if engine == "local":
+        fs.makedirs(root, exist_ok=True)
+        return write_part(frame, path, 0)
+    if engine == "dask":
+        import dask
+        from distributed import as_completed, get_client
+
+        fs.makedirs(root, exist_ok=True)
+        writer = dask.delayed(write_part, pure=True)
+        jobs = [writer(part, path, i) for i, part in enumerate(frame.to_delayed())]
         try:
             client = get_client()
-        except ValueError:
-            job.compute()
-            return
-        future = client.compute(job)
-        if progress:
-            show_progress(future)
-            print()
-        future.result()
-        return
+        except ValueError:  # no distributed client: the local scheduler
+            return int(sum(dask.compute(*jobs)))
+        futures = client.compute(jobs)
+        return _follow(futures, as_completed, progress)
     frame.write.mode("errorifexists").parquet(path)
+    return -1
+
+
+def _follow(futures: list, as_completed: Any, progress: bool) -> int:
+    """Wait for partition writes, reporting progress; return the rows written."""
+    import logging
+    import sys
+
+    log = logging.getLogger("distsmote")
+    total, rows, step = len(futures), 0, max(1, len(futures) // 10)
+    bar = progress and sys.stderr.isatty()
+    for done, future in enumerate(as_completed(futures), start=1):
+        rows += future.result()
+        if bar:
+            filled = int(40 * done / total)
+            print(f"\r[{'#' * filled}{' ' * (40 - filled)}] {done}/{total} partitions, {rows:,} rows",
+                  end="", file=sys.stderr, flush=True)
+        elif progress and (done % step == 0 or done == total):
+            log.info("wrote %d/%d partitions (%s rows)", done, total, f"{rows:,}")
+    if bar:
+        print(file=sys.stderr)
+    return rows
 
 
 def spark_commit(session: Any, staging: str, output_path: str, overwrite: bool) -> None:
