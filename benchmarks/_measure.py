@@ -12,16 +12,18 @@ import psutil
 
 @dataclass
 class Measurement:
-    """Wall seconds and peak resident memory (bytes) of a command's whole process tree."""
+    """Wall seconds, CPU seconds and peak resident memory (bytes) of a process tree."""
 
     seconds: float
+    cpu_seconds: float
     peak_rss: int
     returncode: int
     stdout: str
     stderr: str
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree(proc: psutil.Process, cpu: dict[int, float]) -> int:
+    """RSS of the tree now; records each process's latest CPU time into ``cpu``."""
     total = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
@@ -29,7 +31,10 @@ def _tree_rss(proc: psutil.Process) -> int:
         return 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            with p.oneshot():
+                total += p.memory_info().rss
+                t = p.cpu_times()
+                cpu[p.pid] = t.user + t.system
         except psutil.Error:
             pass
     return total
@@ -41,12 +46,13 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.1) -> M
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ps = psutil.Process(proc.pid)
     peak = 0
+    cpu: dict[int, float] = {}
     done = threading.Event()
 
     def poll() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss(ps))
+            peak = max(peak, _tree(ps, cpu))
             time.sleep(interval)
 
     thread = threading.Thread(target=poll, daemon=True)
@@ -55,4 +61,6 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.1) -> M
     seconds = time.perf_counter() - t0
     done.set()
     thread.join()
-    return Measurement(seconds, peak, proc.returncode, out, err)
+    # CPU of processes that ended between polls is partly missed; children's CPU is
+    # sampled up to their last poll (good to within one interval per process).
+    return Measurement(seconds, sum(cpu.values()), peak, proc.returncode, out, err)

@@ -8,7 +8,8 @@ Runs, in the same session and on the same data:
   ``--imblearn-max-rows``, where it does not fit in memory);
 * distsmote's CLI with the embedded local Dask cluster (and Spark with ``--spark``).
 
-Reports wall time, peak memory of each run's whole process tree, and the ratios.
+Reports wall time, CPU time and peak memory of each run's whole process tree, and the
+wall-time and memory ratios (CPU seconds help read a run on a busy machine).
 
     python benchmarks/bench_smote.py --rows 5000000 20000000
 """
@@ -127,7 +128,7 @@ def run(rows: int, workdir: Path, imblearn_max: int, spark: bool) -> dict:
 def report(res: dict) -> str:
     gb = 1024**3
     lines = [f"## {res['rows']:,} rows x {FEATURES} float32, 2 % minority -> {res['output_rows']:,} rows"]
-    lines.append(f"{'run':<18}{'wall s':>9}{'peak GiB':>10}{'vs imblearn':>13}{'vs I/O floor':>14}{'mem vs imblearn':>17}")
+    lines.append(f"{'run':<18}{'wall s':>9}{'cpu s':>8}{'peak GiB':>10}{'vs imblearn':>13}{'vs I/O floor':>14}{'mem vs imblearn':>17}")
     imb = res.get("imblearn")
     floor = res["io_floor"]
     for key in ("io_floor", "imblearn", "distsmote_dask", "distsmote_spark"):
@@ -136,7 +137,7 @@ def report(res: dict) -> str:
             continue
         r_imb = f"{m.seconds / imb.seconds:.2f}x" if imb else "n/a"
         r_mem = f"{m.peak_rss / imb.peak_rss:.2f}x" if imb else "n/a"
-        lines.append(f"{key:<18}{m.seconds:>9.1f}{m.peak_rss / gb:>10.2f}{r_imb:>13}{m.seconds / floor.seconds:>13.2f}x{r_mem:>17}")
+        lines.append(f"{key:<18}{m.seconds:>9.1f}{m.cpu_seconds:>8.1f}{m.peak_rss / gb:>10.2f}{r_imb:>13}{m.seconds / floor.seconds:>13.2f}x{r_mem:>17}")
     if imb:
         lines.append(f"imbalanced-learn phases: {imb.stdout.strip()}")
     return "\n".join(lines)
