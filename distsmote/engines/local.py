@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._random import mix64
 from distsmote.engines.base import (
     ColumnFn,
     Engine,
@@ -105,12 +106,26 @@ class LocalEngine(Engine):
     def num_partitions(self, frame: pd.DataFrame) -> int:
         return 1
 
+    def _run_parts(self, parts: list[pd.DataFrame], fn: PartitionFn, handle, meta) -> pd.DataFrame:
+        # One part per core, one FAISS thread each (numpy and FAISS release the GIL).
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            outs = list(pool.map(lambda p: conform_pandas(fn(p, handle, 1), meta.dtypes), parts))
+        return pd.concat(outs, ignore_index=True) if outs else meta
+
     def map_partitions(self, frame, fn: PartitionFn, handle, meta: pd.DataFrame) -> pd.DataFrame:
-        return conform_pandas(fn(frame, handle, os.cpu_count() or 1), meta.dtypes)
+        n = max(1, min(os.cpu_count() or 1, len(frame) // 10_000))
+        bounds = np.linspace(0, len(frame), n + 1).astype(int)
+        parts = [frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        return self._run_parts(parts, fn, handle, meta)
 
     def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions) -> pd.DataFrame:
-        # One in-process "partition": fn sees every group, which is what it requires.
-        return conform_pandas(fn(frame, handle, os.cpu_count() or 1), meta.dtypes)
+        n = max(1, min(os.cpu_count() or 1, len(frame) // 10_000))
+        if n == 1:
+            return self._run_parts([frame], fn, handle, meta)
+        # Split by a hash of the key so each part holds complete groups.
+        keys = frame[by].to_numpy(np.int64).view(np.uint64)
+        part = (mix64(keys) % np.uint64(n)).astype(np.int64)
+        return self._run_parts([frame.loc[part == i] for i in range(n)], fn, handle, meta)
 
     def aggregate(self, frame: pd.DataFrame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
         return frame.groupby(by, sort=True).agg(aggs).reset_index()

@@ -73,8 +73,11 @@ class Quantizer:
 
 
 def default_cells(n_rows: int, nlist: int | None) -> int:
-    """Number of cells: ``nlist`` or about ``√N``, with at least 64 rows per cell."""
-    n = nlist if nlist else int(round(math.sqrt(max(n_rows, 1))))
+    """Number of cells: ``nlist`` if given (at most ``N``), else about ``√N`` with at
+    least 64 rows per cell."""
+    if nlist:
+        return max(1, min(int(nlist), n_rows))
+    n = int(round(math.sqrt(max(n_rows, 1))))
     return max(1, min(n, n_rows // 64 or 1))
 
 

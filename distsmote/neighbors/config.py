@@ -41,6 +41,9 @@ class KnnConfig:
     rerank_extra : int, default=8
         Extra candidates fetched beyond ``k + 1`` and re-ranked with exact float64
         distances, so that float32 and BLAS rounding cannot flip a near-tie.
+    join_nprobe : int, default=12
+        Approximate kNN join (cleaning samplers): cells each row is searched in, among
+        ``nlist`` (default ``√N``) k-means cells over all rows.
     """
 
     method: Method = "auto"
@@ -53,6 +56,7 @@ class KnnConfig:
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
     rerank_extra: int = 8
+    join_nprobe: int = 12
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:

@@ -70,6 +70,10 @@ BOUND_ROWS_PER_CELL = 256
 ROWS_PER_PARTITION = 500_000
 #: Buckets this small (data × queries) are searched by float64 brute force.
 _BRUTE_PAIRS = 250_000
+#: Candidates fetched from FAISS beyond k + 1 in a bucket (a query whose candidates
+#: could hide a tie or a closer row is searched again by brute force, so this only
+#: trades FAISS time against re-searches).
+_BUCKET_EXTRA = 2
 _SEED = 0x5EED
 
 
@@ -236,7 +240,8 @@ def search_bucket(
     pos = np.searchsorted(kd, kq)
     pos_c = np.minimum(pos, max(n_d - 1, 0))
     self_pos = np.where((pos < n_d) & (kd[pos_c] == kq), pos_c, -1)
-    # k + 1 distinct points always hold k rows other than the query itself.
+    # k + 1 distinct points always hold k rows other than the query itself; ``extra``
+    # more let the float32 check below pass without a brute-force re-search.
     width = min(n_d, k + 1 + extra)
     if n_d * len(xq) <= _BRUTE_PAIRS or width == n_d:
         cand, d2 = _brute_order(xq, xd, min(n_d, k + 1))
@@ -471,7 +476,7 @@ def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.Data
             continue
         kd, xd, cd, md = _dedupe(keys[dm], x[dm], cls[dm], mult=mult[dm])
         kq, xq, cq, bq, _ = _dedupe(keys[qm], x[qm], cls[qm], bound[qm])
-        qi, di, d2, take = search_bucket(xd, kd, md, xq, kq, p.k, p.extra, threads)
+        qi, di, d2, take = search_bucket(xd, kd, md, xq, kq, p.k, _BUCKET_EXTRA, threads)
         # A candidate beyond the query's upper bound cannot be among its k nearest.
         near = d2 <= (bq[qi] * (1.0 + 1e-9)) ** 2
         qi, di, d2, take = qi[near], di[near], d2[near], take[near]
@@ -629,7 +634,7 @@ def knn_join(
     knn : KnnConfig, optional
         ``method`` ``"exact"`` (result equals brute force), ``"ivf"`` (approximate) or
         ``"auto"`` (exact up to ``exact_max_rows`` rows); ``nlist`` (cells, default
-        ``√N``), ``nprobe``, ``train_rows_per_cell``, ``kmeans_iter`` and
+        ``√N``), ``join_nprobe``, ``train_rows_per_cell``, ``kmeans_iter`` and
         ``rerank_extra`` are used.
     query_classes : sequence of int, optional
         Class codes whose rows are queries (default: all rows).  Every row is data.
@@ -668,7 +673,7 @@ def knn_join(
     t0 = time.perf_counter()
     dtype = np.dtype(dtype).name
     payload = _JoinPayload(
-        n_features, dtype, exact, quantizer, knn.nprobe, k, knn.rerank_extra, mask, bound=bound
+        n_features, dtype, exact, quantizer, knn.join_nprobe, k, knn.rerank_extra, mask, bound=bound
     )
     stats = engine.aggregate(
         engine.map_partitions(table, _cell_stats, engine.broadcast(payload), _stats_meta()),
@@ -693,7 +698,7 @@ def knn_join(
     info.max_cell_rows = int(n_data.max(initial=0))
     info.seconds["cell stats"] = time.perf_counter() - t0
     payload = _JoinPayload(
-        n_features, dtype, exact, quantizer, knn.nprobe, k, knn.rerank_extra, mask,
+        n_features, dtype, exact, quantizer, knn.join_nprobe, k, knn.rerank_extra, mask,
         plan=plan, bound=bound, finish=finish, finish_args=finish_args,
     )
     handle = engine.broadcast(payload)

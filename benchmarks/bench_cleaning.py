@@ -1,0 +1,281 @@
+"""SMOTETomek / SMOTEENN benchmark against imbalanced-learn, plus a large Dask run.
+
+Data: ``make_classification`` with N rows × 16 float32 features (8 informative, 4
+redundant, 2 clusters per class, 1 % label noise), 2 % minority, seed 0.  SMOTE brings
+the minority to 1:1, so the cleaners run on about 2·0.98·N rows.
+
+Steps (each can be chosen with ``--steps``):
+
+``imblearn``
+    imbalanced-learn's SMOTE on the data, then imbalanced-learn's cleaner
+    (``TomekLinks``/``EditedNearestNeighbours``, ``sampling_strategy='all'``,
+    ``n_jobs=2``) on *distsmote's* SMOTE output.  The time reported is the sum: the
+    cost of imbalanced-learn's SMOTETomek/SMOTEENN on data of exactly this size, and
+    the rows it keeps are the oracle for distsmote's exact mode.  Cached in ``--cache``.
+``local``
+    distsmote ``fit_resample`` (in-process engine), approximate and exact kNN join.
+``spark``
+    The same on a ``local[2]`` SparkSession (Parquet in, Parquet out).
+``dask``
+    distsmote on an embedded ``LocalCluster`` (2 workers × 1 thread), Parquet in,
+    Parquet out, approximate mode; run with ``--rows 5000000`` for the large run.  Peak
+    memory is the RSS of the whole process tree (driver and workers), sampled.
+
+    python benchmarks/bench_cleaning.py --rows 200000 --steps imblearn local spark
+    python benchmarks/bench_cleaning.py --rows 5000000 --steps dask
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FEATURES = 16
+
+
+def make_data(rows: int, minority: float = 0.02, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=rows, n_features=FEATURES, n_informative=8, n_redundant=4,
+        n_clusters_per_class=2, weights=[1 - minority], class_sep=1.0, flip_y=0.01,
+        random_state=seed,
+    )
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def row_keys(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sorted content keys of rows: compare outputs as multisets."""
+    from distsmote.neighbors.keys import content_keys
+
+    return np.sort(content_keys(np.asarray(X, np.float64), np.asarray(y)))
+
+
+class PeakRss:
+    """Samples the RSS of this process and all its children (e.g. Dask workers)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import psutil
+
+        self.proc = psutil.Process()
+        self.peak = 0
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for p in [self.proc, *self.proc.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _cleaners(knn: str):
+    from distsmote import EditedNearestNeighbours, SMOTEENN, SMOTETomek, TomekLinks
+
+    return {
+        "SMOTETomek": SMOTETomek(random_state=0, tomek=TomekLinks(sampling_strategy="all", knn=knn)),
+        "SMOTEENN": SMOTEENN(random_state=0, enn=EditedNearestNeighbours(sampling_strategy="all", knn=knn)),
+    }
+
+
+def run_imblearn(X, y, cache: Path) -> dict:
+    """imbalanced-learn's SMOTE time + its cleaner's time on distsmote's SMOTE output."""
+    from imblearn.over_sampling import SMOTE as ImbSMOTE
+    from imblearn.under_sampling import EditedNearestNeighbours, TomekLinks
+
+    from distsmote import SMOTE
+
+    out = {}
+    t0 = time.perf_counter()
+    ImbSMOTE(random_state=0).fit_resample(X, y)
+    smote_s = time.perf_counter() - t0
+    Xs, ys = SMOTE(random_state=0).fit_resample(X, y)
+    for name, cleaner in [
+        ("SMOTETomek", TomekLinks(sampling_strategy="all", n_jobs=2)),
+        ("SMOTEENN", EditedNearestNeighbours(sampling_strategy="all", n_jobs=2)),
+    ]:
+        t0 = time.perf_counter()
+        Xc, yc = cleaner.fit_resample(Xs, ys)
+        clean_s = time.perf_counter() - t0
+        np.save(cache / f"imblearn_{name}_{len(X)}.npy", row_keys(Xc, yc))
+        out[name] = {"seconds": smote_s + clean_s, "smote_seconds": smote_s,
+                     "clean_seconds": clean_s, "rows_in": len(ys), "rows_out": len(yc)}
+        print(f"imblearn {name}: {out[name]}", flush=True)
+    (cache / f"imblearn_{len(X)}.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+def compare(name: str, keys: np.ndarray, cache: Path, n: int, rows_in: int) -> dict:
+    ref_path = cache / f"imblearn_{name}_{n}.npy"
+    if not ref_path.exists():
+        return {}
+    ref = np.load(ref_path)
+    removed_ref = rows_in - len(ref)
+    # Multiset difference of kept rows = symmetric difference of removals.
+    a, b = pd.Series(keys).value_counts(), pd.Series(ref).value_counts()
+    diff = int(a.sub(b, fill_value=0).abs().sum())
+    return {"removed_imblearn": removed_ref, "removal_diff_vs_imblearn": diff,
+            "removal_diff_pct": 100.0 * diff / max(removed_ref, 1)}
+
+
+def run_local(X, y, cache: Path, modes) -> dict:
+    out = {}
+    for knn in modes:
+        for name, sampler in _cleaners(knn).items():
+            t0 = time.perf_counter()
+            Xr, yr = sampler.fit_resample(X, y)
+            seconds = time.perf_counter() - t0
+            cleaner = sampler.tomek_ if name == "SMOTETomek" else sampler.enn_
+            info = cleaner.join_info_
+            rows_in = sum(cleaner.class_counts_.values())
+            res = {"seconds": seconds, "rows_in": rows_in, "rows_out": len(yr), "mode": info.mode,
+                   "cells": info.n_cells, "probes_per_row": round(info.probes_per_query, 2)}
+            res.update(compare(name, row_keys(Xr, yr), cache, len(X), rows_in))
+            out[f"{name}/{knn}"] = res
+            print(f"local {name} knn={knn}: {res}", flush=True)
+    return out
+
+
+def _write_parquet(X, y, path: Path, files: int = 8) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    for i, idx in enumerate(np.array_split(np.arange(len(y)), files)):
+        cols = {f"f{j:02d}": X[idx, j] for j in range(FEATURES)}
+        cols["label"] = y[idx]
+        pq.write_table(pa.table(cols), path / f"part-{i:05d}.parquet")
+
+
+def run_spark(X, y, cache: Path, modes, tmp: Path) -> dict:
+    from pyspark.sql import SparkSession
+
+    src = tmp / "spark_in"
+    _write_parquet(X, y, src)
+    spark = (
+        SparkSession.builder.master("local[2]").appName("bench-cleaning")
+        .config("spark.driver.memory", "8g").config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false").getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    out = {}
+    try:
+        for knn in modes:
+            for name, sampler in _cleaners(knn).items():
+                dst = tmp / f"spark_out_{name}_{knn}"
+                t0 = time.perf_counter()
+                frame = spark.read.parquet(str(src))
+                sampler.resample(frame, label="label").write.mode("overwrite").parquet(str(dst))
+                seconds = time.perf_counter() - t0
+                kept = pd.read_parquet(dst)
+                Xr = kept[[f"f{j:02d}" for j in range(FEATURES)]].to_numpy()
+                cleaner = sampler.tomek_ if name == "SMOTETomek" else sampler.enn_
+                rows_in = sum(cleaner.class_counts_.values())
+                res = {"seconds": seconds, "rows_out": len(kept), "mode": cleaner.join_info_.mode}
+                res.update(compare(name, row_keys(Xr, kept["label"].to_numpy()), cache, len(X), rows_in))
+                out[f"{name}/{knn}"] = res
+                print(f"spark {name} knn={knn}: {res}", flush=True)
+    finally:
+        spark.stop()
+    return out
+
+
+def run_dask(rows: int, tmp: Path, modes, files: int = 16) -> dict:
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    src = tmp / "dask_in"
+    X, y = make_data(rows)
+    _write_parquet(X, y, src, files=files)
+    del X, y
+    out = {}
+    with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="8GiB",
+                      dashboard_address=None) as cluster, Client(cluster):
+        for knn in modes:
+            for name, sampler in _cleaners(knn).items():
+                dst = tmp / f"dask_out_{name}_{knn}"
+                shutil.rmtree(dst, ignore_errors=True)
+                with PeakRss() as peak:
+                    t0 = time.perf_counter()
+                    frame = dd.read_parquet(str(src))
+                    sampler.resample(frame, label="label").to_parquet(str(dst), write_index=False)
+                    seconds = time.perf_counter() - t0
+                rows_out = len(dd.read_parquet(str(dst)))
+                cleaner = sampler.tomek_ if name == "SMOTETomek" else sampler.enn_
+                info = cleaner.join_info_
+                res = {"seconds": seconds, "peak_rss_gib": round(peak.peak / 2**30, 2),
+                       "rows_in": sum(cleaner.class_counts_.values()), "rows_out": rows_out,
+                       "mode": info.mode, "cells": info.n_cells,
+                       "probes_per_row": round(info.probes_per_query, 2)}
+                out[f"{name}/{knn}"] = res
+                print(f"dask {name} knn={knn} rows={rows}: {res}", flush=True)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--steps", nargs="+", default=["imblearn", "local"],
+                    choices=["imblearn", "local", "spark", "dask"])
+    ap.add_argument("--modes", nargs="+", default=["ivf", "exact"], help="knn modes for distsmote")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "distsmote-bench-cleaning")
+    ap.add_argument("--json", type=Path, help="write all results here")
+    args = ap.parse_args(argv)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    results: dict = {"rows": args.rows}
+    X = y = None
+    if {"imblearn", "local", "spark"} & set(args.steps):
+        X, y = make_data(args.rows)
+    if "imblearn" in args.steps:
+        results["imblearn"] = run_imblearn(X, y, args.cache)
+    elif (args.cache / f"imblearn_{args.rows}.json").exists():
+        results["imblearn"] = json.loads((args.cache / f"imblearn_{args.rows}.json").read_text())
+    with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
+        if "local" in args.steps:
+            results["local"] = run_local(X, y, args.cache, args.modes)
+        if "spark" in args.steps:
+            results["spark"] = run_spark(X, y, args.cache, args.modes, Path(tmp))
+        if "dask" in args.steps:
+            results["dask"] = run_dask(args.rows, Path(tmp), [m for m in args.modes if m != "exact"] or ["ivf"])
+    imb = results.get("imblearn", {})
+    for engine in ("local", "spark", "dask"):
+        for key, res in results.get(engine, {}).items():
+            name = key.split("/")[0]
+            if name in imb:
+                res["speedup_vs_imblearn"] = round(imb[name]["seconds"] / res["seconds"], 1)
+    print(json.dumps(results, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main()

@@ -1,0 +1,226 @@
+"""The distributed kNN join: brute force as the oracle, skew splits, recall, engines."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import make_classification
+
+import distsmote.neighbors.join as join
+from distsmote.engines.local import LocalEngine
+from distsmote.neighbors.config import KnnConfig
+from distsmote.neighbors.keys import content_keys
+
+
+def _frame(X, y) -> pd.DataFrame:
+    return pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])]).assign(y=y)
+
+
+def run_join(engine, frame, k, knn, query_classes=None, dtype=np.float64, like=None):
+    """The join of ``frame``; ``like`` is its pandas twin (for classes and row count)."""
+    like = frame if like is None else like
+    features = [c for c in like.columns if c != "y"]
+    classes = sorted(pd.unique(like["y"]))
+    table = join.prepare_table(engine, frame, "y", features, classes, dtype)
+    return join.knn_join(
+        engine, table, k=k, n_rows=len(like), n_features=len(features), dtype=dtype,
+        n_classes=len(classes), knn=KnnConfig.coerce(knn), query_classes=query_classes,
+    )
+
+
+def brute_edges(X: np.ndarray, y: np.ndarray, k: int, query_classes=None) -> pd.DataFrame:
+    """The documented semantics by brute force: distinct rows with multiplicities,
+    ``m − 1`` copies of itself for a row with ``m`` copies, ties by key."""
+    X = np.asarray(X, np.float64)
+    keys = content_keys(X, y)
+    uniq, first, mult = np.unique(keys, return_index=True, return_counts=True)
+    P, cls = X[first], np.asarray(y)[first]
+    out = []
+    for qi in range(len(uniq)):
+        if query_classes is not None and cls[qi] not in query_classes:
+            continue
+        d2 = ((P - P[qi]) ** 2).sum(1)
+        eff = mult.copy()
+        eff[qi] -= 1
+        rank = 0
+        for j in np.lexsort((uniq, d2)):
+            for _ in range(eff[j]):
+                if rank < k:
+                    out.append((uniq[qi], rank, uniq[j], int(cls[j]), np.sqrt(d2[j])))
+                    rank += 1
+    return pd.DataFrame(out, columns=["qkey", "rank", "nkey", "ncls", "distance"])
+
+
+def _sorted(edges: pd.DataFrame) -> pd.DataFrame:
+    cols = ["qkey", "rank", "nkey", "ncls", "distance"]
+    e = edges[cols].sort_values(["qkey", "rank"]).reset_index(drop=True)
+    return e.astype({"qkey": np.int64, "rank": np.int64, "nkey": np.int64, "ncls": np.int64})
+
+
+# -- exact mode equals brute force --------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    n=st.integers(2, 90),
+    d=st.integers(1, 3),
+    k=st.integers(1, 4),
+    nlist=st.sampled_from([1, 3, 9]),
+    max_bucket=st.sampled_from([5, 100_000]),
+)
+def test_exact_join_is_brute_force_with_ties_and_duplicates(data, n, d, k, nlist, max_bucket):
+    # Small integer grids: many equal distances and many duplicated rows.
+    X = np.array(data.draw(st.lists(st.lists(st.integers(0, 3), min_size=d, max_size=d), min_size=n, max_size=n)), float)
+    y = np.array(data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)))
+    k = min(k, n - 1) or 1
+    with mock.patch.object(join, "MAX_BUCKET_ROWS", max_bucket):
+        edges, info = run_join(LocalEngine(), _frame(X, y), k, {"method": "exact", "nlist": nlist})
+    pd.testing.assert_frame_equal(_sorted(edges), _sorted(brute_edges(X, y, k)), check_exact=True)
+
+
+def test_exact_join_on_many_cells_with_split_cells():
+    rng = np.random.default_rng(3)
+    # A dense blob with most rows (a skewed cell) plus a spread-out background.
+    X = np.vstack([rng.normal(0, 0.05, (2500, 5)), rng.normal(0, 3, (1500, 5))])
+    y = rng.integers(0, 3, len(X))
+    with mock.patch.object(join, "MAX_BUCKET_ROWS", 300):
+        edges, info = run_join(LocalEngine(), _frame(X, y), 3, {"method": "exact", "nlist": 30}, query_classes=[0, 2])
+    assert info.mode == "exact"
+    assert info.max_cell_rows > 300 and info.n_buckets > info.n_cells  # split happened
+    got, ref = _sorted(edges), _sorted(brute_edges(X, y, 3, query_classes=[0, 2]))
+    pd.testing.assert_frame_equal(got.drop(columns="distance"), ref.drop(columns="distance"))
+    np.testing.assert_allclose(got["distance"], ref["distance"], rtol=1e-12)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 5), nprobe=st.integers(1, 4))
+def test_approximate_edges_are_well_formed(seed, k, nprobe):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(400, 3)).round(1)  # rounding makes duplicates
+    y = rng.integers(0, 2, len(X))
+    edges, info = run_join(LocalEngine(), _frame(X, y), k, {"method": "ivf", "nlist": 12, "join_nprobe": nprobe})
+    assert info.mode == "approximate" and info.probes_per_query == nprobe
+    e = _sorted(edges)
+    keys, mult = np.unique(content_keys(X, y), return_counts=True)
+    assert set(e["qkey"]) == set(keys)
+    sizes = e.groupby("qkey")["rank"].agg(["count", "max"])
+    assert (sizes["count"] == k).all() and (sizes["max"] == k - 1).all()
+    assert (e.groupby("qkey")["distance"].diff().fillna(0) >= 0).all()
+    # A row is its own neighbour only through its other copies, and at distance 0.
+    own = e[e["qkey"] == e["nkey"]]
+    assert (own["distance"] == 0).all()
+    copies = own.groupby("qkey").size()
+    assert (copies <= pd.Series(mult - 1, index=keys).reindex(copies.index)).all()
+    # Every edge's distance is the true distance of the pair.
+    lookup = dict(zip(content_keys(X, y), map(tuple, X)))
+    a = np.array([lookup[q] for q in e["qkey"]])
+    b = np.array([lookup[q] for q in e["nkey"]])
+    np.testing.assert_allclose(e["distance"], np.sqrt(((a - b) ** 2).sum(1)), rtol=1e-12)
+
+
+# -- approximate mode at defaults ------------------------------------------------------------
+
+
+def test_recall_at_defaults_on_clustered_data():
+    X, y = make_classification(
+        n_samples=20_000, n_features=16, n_informative=8, n_redundant=4, n_clusters_per_class=2,
+        weights=[0.9], class_sep=1.0, flip_y=0.01, random_state=1,
+    )
+    X = X.astype(np.float32)
+    edges, info = run_join(LocalEngine(), _frame(X, y), 1, "ivf", dtype=np.float32)
+    assert info.mode == "approximate" and info.n_cells == 141  # √N
+    import faiss
+
+    index = faiss.IndexFlatL2(16)
+    index.add(X)
+    _, cand = index.search(X, 6)
+    d2 = ((X[cand].astype(np.float64) - X[:, None, :].astype(np.float64)) ** 2).sum(-1)
+    d2[cand == np.arange(len(X))[:, None]] = np.inf
+    keys = content_keys(X, y)
+    truth = pd.Series(keys[cand[np.arange(len(X)), d2.argmin(1)]], index=keys)
+    got = edges.set_index("qkey")["nkey"]
+    recall = float((got.reindex(truth.index) == truth).mean())
+    assert recall >= 0.99, recall
+
+
+# -- the driver only sees small things ---------------------------------------------------------
+
+
+class SpyEngine(LocalEngine):
+    def __init__(self):
+        self.collected: list[tuple[str, int]] = []
+
+    def collect_small(self, frame, max_rows):
+        out = super().collect_small(frame, max_rows)
+        self.collected.append(("collect_small", len(out)))
+        return out
+
+    def aggregate(self, frame, by, aggs):
+        out = super().aggregate(frame, by, aggs)
+        self.collected.append(("aggregate", len(out)))
+        return out
+
+    def collect_rows(self, *a, **kw):  # pragma: no cover - must not be called
+        raise AssertionError("the join must not collect rows")
+
+
+def test_driver_gets_only_the_sample_and_cell_counts():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30_000, 4))
+    y = rng.integers(0, 2, len(X))
+    engine = SpyEngine()
+    _, info = run_join(engine, _frame(X, y), 2, "ivf")
+    kinds = dict(engine.collected)
+    assert set(kinds) == {"collect_small", "aggregate"}
+    assert kinds["collect_small"] == info.sample_rows <= 0.45 * len(X)
+    assert kinds["aggregate"] <= info.n_cells
+
+
+# -- other engines ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def join_frame():
+    rng = np.random.default_rng(11)
+    X = np.vstack([rng.normal(c, 1.0, (400, 4)) for c in (0, 4, 8)]).astype(np.float32)
+    X = np.vstack([X, X[:30]])  # duplicates
+    y = rng.integers(0, 3, len(X))
+    return _frame(X, y)
+
+
+KNN = {"exact": {"method": "exact", "nlist": 10}, "ivf": {"method": "ivf", "nlist": 10, "join_nprobe": 2}}
+
+
+def _edges_of(engine, frame, knn, like):
+    edges, _ = run_join(engine, frame, 3, KNN[knn], query_classes=[0, 1], dtype=np.float32, like=like)
+    return edges
+
+
+@pytest.mark.parametrize("knn", sorted(KNN))
+def test_dask_edges_match_in_process(dask_client, join_frame, knn):
+    import dask.dataframe as dd
+
+    from distsmote.engines.dask import DaskEngine
+
+    reference = _sorted(_edges_of(LocalEngine(), join_frame, knn, join_frame))
+    for parts in (1, 5):
+        ddf = dd.from_pandas(join_frame.sample(frac=1.0, random_state=parts), npartitions=parts)
+        got = _edges_of(DaskEngine(), ddf, knn, join_frame)
+        assert isinstance(got, dd.DataFrame)
+        pd.testing.assert_frame_equal(_sorted(got.compute()), reference, check_exact=True)
+
+
+@pytest.mark.parametrize("knn", sorted(KNN))
+def test_spark_edges_match_in_process(spark, join_frame, knn):
+    from distsmote.engines.spark import SparkEngine
+
+    reference = _sorted(_edges_of(LocalEngine(), join_frame, knn, join_frame))
+    sdf = spark.createDataFrame(join_frame).repartition(3)
+    got = _edges_of(SparkEngine(spark), sdf, knn, join_frame)
+    pd.testing.assert_frame_equal(_sorted(got.toPandas()), reference, check_exact=True)
