@@ -299,3 +299,14 @@ def test_bad_parameters(params, message):
 def test_non_frame_input_is_refused():
     with pytest.raises(TypeError, match="Use fit_resample"):
         SMOTE().resample(np.zeros((3, 2)), label="y")
+
+
+def test_nullable_pandas_dtypes_are_numeric_features():
+    frame = make_frame({0: 80, 1: 12}).astype({"f0": "Float64"})
+    frame["f1"] = pd.array(np.arange(len(frame)) % 7, dtype="Int64")
+    out = SMOTE(random_state=0).resample(frame, label="y")
+    assert out.dtypes.to_dict() == frame.dtypes.to_dict()
+    assert out["y"].value_counts().to_dict() == {0: 80, 1: 80}
+    frame.loc[3, "f0"] = pd.NA
+    with pytest.raises(ValueError, match=r"'f0' \(1 rows\)"):
+        SMOTE(random_state=0).resample(frame, label="y")

@@ -148,9 +148,12 @@ class Engine(ABC):
 
 
 def numeric_dtype(dtype: Any) -> np.dtype | None:
-    """The numpy dtype of an int/float column, ``None`` for anything else (bool included)."""
+    """The numpy dtype of an int/float column, ``None`` for anything else (bool included).
+
+    pandas' nullable ``Int64``/``Float32``... map to their numpy counterparts.
+    """
     try:
-        dt = np.dtype(dtype)
+        dt = np.dtype(getattr(dtype, "numpy_dtype", dtype))
     except TypeError:
         return None
     if dt.kind in "iuf":
@@ -164,4 +167,8 @@ def conform_pandas(pdf: pd.DataFrame, dtypes: pd.Series) -> pd.DataFrame:
     Float → int casts truncate, as imbalanced-learn's ``astype(X.dtype)`` does.
     """
     pdf = pdf[list(dtypes.index)]
+    for name, target in dtypes.items():
+        dt = numeric_dtype(target)
+        if dt is not None and dt.kind in "iu" and pdf[name].dtype.kind == "f":
+            pdf[name] = np.trunc(pdf[name].to_numpy())  # nullable Int64 refuses fractions
     return pdf.astype(dtypes.to_dict())

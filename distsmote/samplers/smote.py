@@ -19,7 +19,7 @@ from distsmote._validation import (
     check_k,
     check_label_stats,
 )
-from distsmote.engines.base import Engine
+from distsmote.engines.base import Engine, numeric_dtype
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.index import ShippedIndex, build_index, search_neighbors
 from distsmote.samplers.base import BaseSampler
@@ -148,7 +148,7 @@ class SMOTE(BaseSampler):
         """Collect the classes to oversample, order them, allocate children, build indexes."""
         t0 = time.perf_counter()
         rows = engine.collect_rows(frame, label, list(active), [*features, label])
-        dtypes = {np.dtype(t) for t in rows[features].dtypes}
+        dtypes = {numeric_dtype(t) for t in rows[features].dtypes}
         point_dtype = np.float32 if dtypes == {np.dtype(np.float32)} else np.float64
         y = rows[label].to_numpy()
         classes = []
