@@ -168,3 +168,18 @@ def test_fsspec_urls(capsys):
         result = pd.read_parquet(fh)
     assert_same_rows(result, SMOTE(random_state=1).resample(frame, label="y"))
     fs.rm("/lake", recursive=True)
+
+
+@pytest.mark.parametrize("name, cls", [("smote-tomek", "SMOTETomek"), ("smote-enn", "SMOTEENN"), ("enn", "EditedNearestNeighbours")])
+def test_cli_runs_every_sampler(dataset, tmp_path, capsys, name, cls):
+    import distsmote
+
+    frame, src = dataset
+    dst = tmp_path / "out"
+    code, out, err = _run(capsys, "resample", "--input", src, "--output", str(dst), "--label", "y",
+                          "--engine", "local", "--seed", "5", "--sampler", name)
+    assert code == 0, err
+    sampler_cls = getattr(distsmote, cls)
+    sampler = sampler_cls(random_state=5) if "random_state" in sampler_cls().get_params() else sampler_cls()
+    assert_same_rows(pd.read_parquet(dst), sampler.resample(frame, label="y"))
+    assert f"{cls} on local" in out

@@ -47,6 +47,7 @@ class _Combined(BaseSampler):
         y = engine.labels_in_memory(oversampled, label)
         out = cleaner._clean(engine, oversampled, label, features, counts, y)
         self.smote_ = smote
+        self.class_counts_ = dict(smote.class_counts_)
         setattr(self, self._cleaner_name + "_", cleaner)
         self.sampling_strategy_ = self.sampling_strategy
         return out
