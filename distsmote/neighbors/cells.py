@@ -72,12 +72,18 @@ class Quantizer:
         return 1e-11 * ((xc * xc).sum(1) + big + 1.0)
 
 
-def default_cells(n_rows: int, nlist: int | None) -> int:
-    """Number of cells: ``nlist`` if given (at most ``N``), else about ``√N`` with at
-    least 64 rows per cell."""
+def default_cells(n_rows: int, nlist: int | None, exact: bool = False) -> int:
+    """Number of cells: ``nlist`` if given (at most ``N``), else about ``√N`` (approximate
+    mode) or ``2·∛N`` (exact mode), with at least 64 rows per cell.
+
+    Exact mode must search every cell a query's k-NN ball may touch; in more than a few
+    dimensions that ball touches a large share of small cells, so fewer, larger cells
+    keep the number of query copies (and shuffle volume) down.
+    """
     if nlist:
         return max(1, min(int(nlist), n_rows))
-    n = int(round(math.sqrt(max(n_rows, 1))))
+    n_rows = max(n_rows, 1)
+    n = int(round(2 * n_rows ** (1 / 3))) if exact else int(round(math.sqrt(n_rows)))
     return max(1, min(n, n_rows // 64 or 1))
 
 

@@ -64,8 +64,10 @@ _PARTIAL_COLUMNS = ("qkey", "qcls", "nkey", "ncls", "d2", "mult")
 
 #: Largest number of data rows (and of query rows) one bucket may hold.
 MAX_BUCKET_ROWS = 100_000
-#: Exact mode: sample rows per cell used to bound each query's k-th distance.
+#: Exact mode: sample rows per cell (at least ``BOUND_SAMPLE_ROWS`` in all) used to
+#: bound each query's k-th distance; a larger sample gives tighter bounds, fewer probes.
 BOUND_ROWS_PER_CELL = 256
+BOUND_SAMPLE_ROWS = 100_000
 #: Target rows per shuffle partition.
 ROWS_PER_PARTITION = 500_000
 #: Buckets this small (data × queries) are searched by float64 brute force.
@@ -360,7 +362,11 @@ def _probe_pairs(p: _JoinPayload, x, keys, is_query, threads, use_radius: bool):
 def _cell_stats(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
     x, keys, cls, _ = _table_arrays(pdf, p.n_features)
     q = p.quantizer
-    home, rows, cells, _ = _probe_pairs(p, x, keys, p.query_mask[cls], threads, use_radius=False)
+    if p.exact:  # probes need the radii measured here; estimated from the sample instead
+        home, _ = exact_home(q, x)
+        cells = np.empty(0, np.int64)
+    else:
+        home, _, cells, _ = _probe_pairs(p, x, keys, p.query_mask[cls], threads, use_radius=False)
     xc = x - q.center
     hd2 = ((xc - q.centroids[home]) ** 2).sum(1) + q.slack(xc)
     C = q.n_cells
@@ -382,6 +388,25 @@ def _cell_stats(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFram
             "xn2": xn2[live],
         }
     )
+
+
+def _estimate_probes(p: _JoinPayload, q: Quantizer, sample: pd.DataFrame, n_qrows: int) -> np.ndarray:
+    """Exact mode: query copies per cell, estimated on the driver from ≤ 20 000 sample
+    rows (only used to split crowded cells, so an estimate suffices)."""
+    cls = sample[CLS].to_numpy(np.int32)
+    sub = sample.loc[p.query_mask[cls]]
+    if len(sub) > 20_000:
+        pick = np.argsort(key_hash(sub[KEY].to_numpy(np.int64), _SEED, "plan"), kind="stable")[:20_000]
+        sub = sub.iloc[np.sort(pick)]
+    if len(sub) == 0:
+        return np.zeros(q.n_cells, np.int64)
+    x = sub[feature_names(p.n_features)].to_numpy(np.float64)
+    keys = sub[KEY].to_numpy(np.int64)
+    p = _JoinPayload(p.n_features, p.dtype, True, q, p.nprobe, p.k, p.extra, p.query_mask, bound=p.bound)
+    upper = _upper_bounds(p, x, keys, 1)
+    _, _, cells = exact_probes(q, x, upper)
+    counts = np.bincount(cells, minlength=q.n_cells) * (n_qrows / len(sub))
+    return np.ceil(counts).astype(np.int64)
 
 
 def _stats_meta() -> pd.DataFrame:
@@ -634,7 +659,7 @@ def knn_join(
     knn : KnnConfig, optional
         ``method`` ``"exact"`` (result equals brute force), ``"ivf"`` (approximate) or
         ``"auto"`` (exact up to ``exact_max_rows`` rows); ``nlist`` (cells, default
-        ``√N``), ``join_nprobe``, ``train_rows_per_cell``, ``kmeans_iter`` and
+        ``√N``, or ``2·∛N`` in exact mode), ``join_nprobe``, ``train_rows_per_cell``, ``kmeans_iter`` and
         ``rerank_extra`` are used.
     query_classes : sequence of int, optional
         Class codes whose rows are queries (default: all rows).  Every row is data.
@@ -656,9 +681,11 @@ def knn_join(
     mask[list(range(n_classes)) if query_classes is None else list(query_classes)] = True
 
     t0 = time.perf_counter()
-    n_cells = default_cells(n_rows, knn.nlist)
-    per_cell = max(knn.train_rows_per_cell, BOUND_ROWS_PER_CELL if exact else 0)
-    sample = _sample(engine, table, n_rows, n_cells * per_cell, n_features, dtype)
+    n_cells = default_cells(n_rows, knn.nlist, exact)
+    target = n_cells * knn.train_rows_per_cell
+    if exact:
+        target = max(target, n_cells * BOUND_ROWS_PER_CELL, BOUND_SAMPLE_ROWS)
+    sample = _sample(engine, table, n_rows, target, n_features, dtype)
     info.sample_rows = len(sample)
     train_frac = min(1.0, n_cells * knn.train_rows_per_cell / max(len(sample), 1))
     train_pick = key_hash(sample[KEY].to_numpy(np.int64), _SEED, "train") <= np.uint64(
@@ -690,11 +717,14 @@ def knn_join(
     r2[cells] = stats["r2"].to_numpy(np.float64)
     xn2 = float(stats["xn2"].max()) if len(stats) else 0.0
     quantizer = quantizer.with_stats(np.sqrt(r2), xn2)
+    n_qrows = int(stats["n_qrows"].sum())
+    if exact:
+        n_query = _estimate_probes(payload, quantizer, sample, n_qrows)
     plan = BucketPlan.from_counts(n_data, n_query, MAX_BUCKET_ROWS)
     info.n_buckets = plan.n_buckets
     info.data_records = int((n_data * plan.query_splits).sum())
     info.query_records = int(n_query.sum())
-    info.query_rows = int(stats["n_qrows"].sum())
+    info.query_rows = n_qrows
     info.max_cell_rows = int(n_data.max(initial=0))
     info.seconds["cell stats"] = time.perf_counter() - t0
     payload = _JoinPayload(
