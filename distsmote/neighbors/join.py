@@ -35,7 +35,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -58,7 +58,7 @@ from distsmote.neighbors.keys import class_codes, content_keys, key_hash
 logger = logging.getLogger("distsmote")
 
 KEY, CLS, MULT = "__key", "__cls", "__mult"
-BUCKET, IS_DATA, IS_QUERY, BOUND = "__bucket", "__data", "__query", "__bound"
+BUCKET, IS_DATA, IS_QUERY, BOUND, PART = "__bucket", "__data", "__query", "__bound", "__part"
 EDGE_COLUMNS = ("qkey", "qcls", "rank", "nkey", "ncls", "distance")
 _PARTIAL_COLUMNS = ("qkey", "qcls", "nkey", "ncls", "d2", "mult")
 
@@ -307,6 +307,7 @@ class _JoinPayload:
     extra: int
     query_mask: np.ndarray  # bool per class code
     plan: BucketPlan | None = None
+    bucket_group: np.ndarray | None = None  # shuffle group of each bucket
     bound: _BoundIndex | None = None
     finish: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None
     finish_args: Any = None
@@ -343,17 +344,25 @@ def _upper_bounds(p: _JoinPayload, x: np.ndarray, keys: np.ndarray, threads: int
     return np.sqrt(d2[:, p.k - 1])
 
 
-def _probe_pairs(p: _JoinPayload, x, keys, is_query, threads, use_radius: bool):
+def _probe_pairs(
+    p: _JoinPayload, x, keys, is_query, threads, use_radius: bool, upper=None, slack: float = 1.0
+):
     """Home cell of every row, the (query row, cell) pairs to search, and each row's
-    upper bound of its k-th neighbour distance (``inf`` when unknown)."""
+    upper bound of its k-th neighbour distance (``inf`` when unknown).
+
+    ``upper`` (exact mode) reuses bounds computed earlier; ``slack`` > 1 widens them so
+    that a recomputation probes a superset of the cells the first computation chose.
+    """
     q = p.quantizer
     qrows = np.flatnonzero(is_query)
-    upper = np.full(len(x), np.inf)
     if p.exact:
         home, _ = exact_home(q, x)
-        upper[qrows] = _upper_bounds(p, x[qrows], keys[qrows], threads)
-        _, r, c = exact_probes(q, x[qrows], upper[qrows], use_radius=use_radius)
+        if upper is None:
+            upper = np.full(len(x), np.inf)
+            upper[qrows] = _upper_bounds(p, x[qrows], keys[qrows], threads)
+        _, r, c = exact_probes(q, x[qrows], upper[qrows] * slack, use_radius=use_radius)
         return home, qrows[r], c, upper
+    upper = np.full(len(x), np.inf)
     home, _, probes = home_and_probes(q, x, p.nprobe, threads)
     sub = probes[qrows]
     return home, np.repeat(qrows, sub.shape[1]), sub.reshape(-1), upper
@@ -429,37 +438,42 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, pos
 
 
+def _pair_buckets(plan: BucketPlan, keys: np.ndarray, qr: np.ndarray, qc: np.ndarray):
+    """(query row, bucket) for each (query row, cell) pair: the query's part of the cell,
+    every data part."""
+    sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
+    jq = (key_hash(keys[qr], _SEED, "query-part") % sq[qc].astype(np.uint64)).astype(np.int64)
+    pr, pi = _expand(sd[qc])
+    c = qc[pr]
+    return qr[pr], off[c] + pi * sq[c] + jq[pr]
+
+
 def _replicate(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
+    """Data records (one per bucket the row's data part belongs to) and query records
+    (one per group of buckets the query probes; the search task finds the buckets)."""
     x, keys, cls, mult = _table_arrays(pdf, p.n_features)
     plan = p.plan
     is_query = p.query_mask[cls]
     home, qr, qc, upper = _probe_pairs(p, x, keys, is_query, threads, use_radius=True)
-    hd = key_hash(keys, _SEED, "data-part")
-    hq = key_hash(keys, _SEED, "query-part")
     sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
     # Data records: part i of the home cell, every query part j.
-    i_home = (hd % sd[home].astype(np.uint64)).astype(np.int64)
-    j_home = (hq % sq[home].astype(np.uint64)).astype(np.int64)
+    i_home = (key_hash(keys, _SEED, "data-part") % sd[home].astype(np.uint64)).astype(np.int64)
     dr, dj = _expand(sq[home])
     d_bucket = off[home[dr]] + i_home[dr] * sq[home[dr]] + dj
-    d_query = is_query[dr] & (dj == j_home[dr])
-    # Query records: query part j of each probed cell, every data part i, except the
-    # (home, i_home, j_home) bucket, which the data record above already covers.
-    jq = (hq[qr] % sq[qc].astype(np.uint64)).astype(np.int64)
-    pr, pi = _expand(sd[qc])
-    r, c = qr[pr], qc[pr]
-    q_bucket = off[c] + pi * sq[c] + jq[pr]
-    own = (c == home[r]) & (pi == i_home[r])
-    r, q_bucket = r[~own], q_bucket[~own]
+    # Query records: one per (query, group).
+    r, b = _pair_buckets(plan, keys, qr, qc)
+    pairs = np.unique(np.stack([r, p.bucket_group[b]], axis=1), axis=0) if len(r) else np.empty((0, 2), np.int64)
+    r, g = pairs[:, 0], pairs[:, 1]
     rows = np.concatenate([dr, r])
     out = pd.DataFrame(x[rows].astype(p.dtype), columns=feature_names(p.n_features))
     out.insert(0, BOUND, upper[rows])
-    out.insert(0, IS_QUERY, np.concatenate([d_query, np.ones(len(r), bool)]))
+    out.insert(0, IS_QUERY, np.concatenate([np.zeros(len(dr), bool), np.ones(len(r), bool)]))
     out.insert(0, IS_DATA, np.concatenate([np.ones(len(dr), bool), np.zeros(len(r), bool)]))
     out.insert(0, MULT, mult[rows])
     out.insert(0, CLS, cls[rows])
     out.insert(0, KEY, keys[rows])
-    out.insert(0, BUCKET, np.concatenate([d_bucket, q_bucket]).astype(np.int64))
+    out.insert(0, BUCKET, np.concatenate([d_bucket, np.full(len(r), -1)]).astype(np.int64))
+    out.insert(0, PART, np.concatenate([p.bucket_group[d_bucket], g]).astype(np.int64))
     return out
 
 
@@ -470,6 +484,7 @@ def _records_meta(n_features: int, dtype: Any) -> pd.DataFrame:
     meta.insert(0, BOUND, np.array([], np.float64))
     meta = meta[[KEY, CLS, MULT, IS_DATA, IS_QUERY, BOUND, *feature_names(n_features)]]
     meta.insert(0, BUCKET, np.array([], np.int64))
+    meta.insert(0, PART, np.array([], np.int64))
     return meta
 
 
@@ -484,32 +499,71 @@ def _dedupe(keys: np.ndarray, *arrays: np.ndarray, mult: np.ndarray | None = Non
 
 
 def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
+    """Search every bucket of this partition for the queries that probe it, then keep
+    each query's k nearest over those buckets (a combiner before the merge shuffle)."""
     x, keys, cls, mult = _table_arrays(pdf, p.n_features)
     bucket = pdf[BUCKET].to_numpy(dtype=np.int64)
     is_data = pdf[IS_DATA].to_numpy(dtype=bool)
-    is_query = pdf[IS_QUERY].to_numpy(dtype=bool)
     bound = pdf[BOUND].to_numpy(dtype=np.float64)
-    order = np.lexsort((keys, bucket))
-    x, keys, cls, mult = x[order], keys[order], cls[order], mult[order]
-    bucket, is_data, is_query, bound = bucket[order], is_data[order], is_query[order], bound[order]
-    bounds = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1], True])
+    # Data, by (bucket, key); copies of a row from several input partitions are merged.
+    dm = np.flatnonzero(is_data)
+    dm = dm[np.lexsort((keys[dm], bucket[dm]))]
+    # Queries, one per key (a query reaches a partition once per group it probes).
+    qm = np.flatnonzero(~is_data)
+    qm = qm[np.argsort(keys[qm], kind="stable")]
+    kq, xq, cq, bq, _ = _dedupe(keys[qm], x[qm], cls[qm], bound[qm])
+    if len(dm) == 0 or len(kq) == 0:
+        return _partial_meta()
+    # The buckets each query probes (recomputed: a pure function of the row), kept if
+    # their data is here.  Exact mode widens the bounds so this is a superset of the
+    # probes the records were sent for.
+    _, qr, qc, _ = _probe_pairs(p, xq, kq, np.ones(len(kq), bool), threads, True, upper=bq, slack=1.0 + 1e-6)
+    qr, qb = _pair_buckets(p.plan, kq, qr, qc)
+    db = bucket[dm]
+    starts = np.flatnonzero(np.r_[True, db[1:] != db[:-1]])
+    present = db[starts]
+    ends = np.r_[starts[1:], len(dm)]
+    slot = np.searchsorted(present, qb)
+    here = (slot < len(present)) & (present[np.minimum(slot, len(present) - 1)] == qb)
+    qr, slot = qr[here], slot[here]
+    order = np.argsort(slot, kind="stable")
+    qr, slot = qr[order], slot[order]
+    bounds = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1], True]) if len(slot) else np.array([0])
     parts = []
-    for s, e in zip(bounds[:-1], bounds[1:]):
-        dm = np.flatnonzero(is_data[s:e]) + s
-        qm = np.flatnonzero(is_query[s:e]) + s
-        if len(dm) == 0 or len(qm) == 0:
-            continue
-        kd, xd, cd, md = _dedupe(keys[dm], x[dm], cls[dm], mult=mult[dm])
-        kq, xq, cq, bq, _ = _dedupe(keys[qm], x[qm], cls[qm], bound[qm])
-        qi, di, d2, take = search_bucket(xd, kd, md, xq, kq, p.k, _BUCKET_EXTRA, threads)
+    for a, e in zip(bounds[:-1], bounds[1:]):
+        t = slot[a]
+        rows = dm[starts[t] : ends[t]]
+        kd, xd, cd, md = _dedupe(keys[rows], x[rows], cls[rows], mult=mult[rows])
+        qs = qr[a:e]
+        qi, di, d2, take = search_bucket(xd, kd, md, xq[qs], kq[qs], p.k, _BUCKET_EXTRA, threads)
+        qi = qs[qi]
         # A candidate beyond the query's upper bound cannot be among its k nearest.
         near = d2 <= (bq[qi] * (1.0 + 1e-9)) ** 2
         qi, di, d2, take = qi[near], di[near], d2[near], take[near]
         parts.append((kq[qi], cq[qi], kd[di], cd[di], d2, take))
     if not parts:
         return _partial_meta()
-    cols = [np.concatenate(c) for c in zip(*parts)]
-    return pd.DataFrame(dict(zip(_PARTIAL_COLUMNS, cols)))
+    cols = dict(zip(_PARTIAL_COLUMNS, [np.concatenate(c) for c in zip(*parts)]))
+    return _top_partial(pd.DataFrame(cols), p.k)
+
+
+def _top_partial(pdf: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Partial candidates cut to each query's k nearest rows (multiplicities kept)."""
+    qkey = pdf["qkey"].to_numpy(np.int64)
+    nkey = pdf["nkey"].to_numpy(np.int64)
+    d2 = pdf["d2"].to_numpy(np.float64)
+    order = np.lexsort((nkey, d2, qkey))
+    mult = pdf["mult"].to_numpy(np.int64)[order]
+    qs = qkey[order]
+    start = np.flatnonzero(np.r_[True, qs[1:] != qs[:-1]])
+    group = np.cumsum(np.r_[True, qs[1:] != qs[:-1]]) - 1
+    cum = np.cumsum(mult)
+    before = cum - mult - (cum - mult)[start][group]
+    keep = before < k
+    rows = order[keep]
+    out = pdf.iloc[rows].reset_index(drop=True)
+    out["mult"] = np.minimum(mult[keep], k - before[keep])
+    return out
 
 
 def merge_partial(pdf: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -573,6 +627,27 @@ class JoinInfo:
     def probes_per_query(self) -> float:
         """Mean cells searched per query row."""
         return self.query_records / self.query_rows if self.query_rows else 0.0
+
+
+def _bucket_groups(q: Quantizer, plan: BucketPlan, n_groups: int, seed: int) -> np.ndarray:
+    """Shuffle group of each bucket: nearby cells share a group, so most of a query's
+    probes are searched in one task (fewer query copies, fewer partial edges)."""
+    C = q.n_cells
+    if n_groups >= C:
+        cell_group = np.arange(C, dtype=np.int64)
+        n_groups = C
+    else:
+        import faiss
+
+        cents = np.ascontiguousarray(q.centroids, dtype=np.float32)
+        km = faiss.Kmeans(cents.shape[1], n_groups, niter=20, seed=int(seed % (2**31)), verbose=False,
+                          min_points_per_centroid=1)
+        km.train(cents)
+        d2 = ((q.centroids[:, None, :] - km.centroids[None, :, :].astype(np.float64)) ** 2).sum(-1)
+        cell_group = d2.argmin(1).astype(np.int64)
+    sizes = plan.data_splits * plan.query_splits
+    cell, pos = _expand(sizes)
+    return ((cell_group[cell] + pos) % n_groups).astype(np.int64)
 
 
 def resolve_mode(knn: KnnConfig, n_rows: int) -> bool:
@@ -731,12 +806,14 @@ def knn_join(
         n_features, dtype, exact, quantizer, knn.join_nprobe, k, knn.rerank_extra, mask,
         plan=plan, bound=bound, finish=finish, finish_args=finish_args,
     )
-    handle = engine.broadcast(payload)
-    records = engine.map_partitions(table, _replicate, handle, _records_meta(n_features, dtype))
     base = max(1, engine.num_partitions(table))
+    # Query records: at most one per probed bucket, usually far fewer (one per group).
     n_records = info.data_records + int((n_query * plan.data_splits).sum())
     parts = min(plan.n_buckets, max(base, math.ceil(n_records / ROWS_PER_PARTITION)))
-    partial = engine.shuffle_map(records, BUCKET, _search_buckets, handle, _partial_meta(), parts)
+    payload = replace(payload, bucket_group=_bucket_groups(quantizer, plan, parts, seed))
+    handle = engine.broadcast(payload)
+    records = engine.map_partitions(table, _replicate, handle, _records_meta(n_features, dtype))
+    partial = engine.shuffle_map(records, PART, _search_buckets, handle, _partial_meta(), parts)
     n_edges = info.query_records * (k + 1)
     parts = max(base, math.ceil(n_edges / ROWS_PER_PARTITION))
     out_meta = finish_meta if finish is not None else edge_meta()
