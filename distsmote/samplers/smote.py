@@ -68,11 +68,14 @@ def smote_task(task: Task, payload: SmotePayload, threads: int) -> pd.DataFrame:
     child = np.arange(len(rows)) - offsets
     pick = draw_integers(stream_key(payload.seed, "neighbour", task.class_pos), payload.k, rows, child)
     gap = draw_uniform(stream_key(payload.seed, "gap", task.class_pos), rows, child)
-    base = plan.points[rows].astype(np.float64)
-    other = plan.points[nbrs[rows - task.start, pick]].astype(np.float64)
-    values = base + gap[:, None] * (other - base)
-    out = pd.DataFrame(values, columns=list(payload.features))
-    out[payload.label] = np.full(len(out), plan.value, dtype=object if isinstance(plan.value, str) else None)
+    base = plan.points[rows]
+    diff = np.subtract(plan.points[nbrs[rows - task.start, pick]], base, dtype=np.float64)
+    # Float64 arithmetic, one cast back to the points' dtype; column-major so that each
+    # column below is a contiguous view, not a copy.
+    values = np.asfortranarray(base + gap[:, None] * diff, dtype=plan.points.dtype)
+    columns = {name: values[:, j] for j, name in enumerate(payload.features)}
+    columns[payload.label] = np.full(len(values), plan.value, dtype=object if isinstance(plan.value, str) else None)
+    out = pd.DataFrame(columns, copy=False)
     if payload.indicator:
         out[payload.indicator] = True
     return out
