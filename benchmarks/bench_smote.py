@@ -3,7 +3,7 @@
 Runs, in the same session and on the same data:
 
 * the I/O floor: pyarrow (all cores) reads the input and writes an output of the size
-  distsmote writes;
+  distsmote writes, with the same Parquet options;
 * imbalanced-learn in one process: pandas read → SMOTE → write (skipped above
   ``--imblearn-max-rows``, where it does not fit in memory);
 * distsmote's CLI with the embedded local Dask cluster (and Spark with ``--spark``).
@@ -61,7 +61,10 @@ IO_FLOOR = textwrap.dedent(
     table = ds.dataset(src, format="parquet").to_table(use_threads=True)
     reps = -(-out_rows // table.num_rows)
     out = pa.concat_tables([table] * reps).slice(0, out_rows)
-    ds.write_dataset(out, dst, format="parquet", max_rows_per_file=1_000_000,
+    # Same Parquet options as distsmote's writer (no dictionary for float columns).
+    options = ds.ParquetFileFormat().make_write_options(
+        use_dictionary=[f.name for f in out.schema if not pa.types.is_floating(f.type)])
+    ds.write_dataset(out, dst, format="parquet", file_options=options, max_rows_per_file=1_000_000,
                      max_rows_per_group=1_000_000, existing_data_behavior="overwrite_or_ignore", use_threads=True)
     """
 )

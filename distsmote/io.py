@@ -94,8 +94,19 @@ def write_part(pdf: Any, directory: str, index: int) -> int:
     fs, root = _fs(directory)
     table = pa.Table.from_pandas(pdf, preserve_index=False)
     with fs.open(posixpath.join(root, f"part-{index:05d}.parquet"), "wb") as fh:
-        pq.write_table(table, fh)
+        pq.write_table(table, fh, use_dictionary=dictionary_columns(table.schema))
     return table.num_rows
+
+
+def dictionary_columns(schema: Any) -> list[str]:
+    """Columns worth dictionary-encoding: all but floats.
+
+    Interpolated float features are nearly all distinct, so trying a dictionary first
+    (Parquet's default) only costs time: about 4x the write time of plain encoding.
+    """
+    import pyarrow as pa
+
+    return [f.name for f in schema if not pa.types.is_floating(f.type)]
 
 
 def write_parquet(engine: str, frame: Any, path: str, progress: bool = False) -> int:
