@@ -95,13 +95,17 @@ class PeakRss:
         self._thread.join()
 
 
+SAMPLERS = ("SMOTETomek", "SMOTEENN")
+
+
 def _cleaners(knn: str):
     from distsmote import EditedNearestNeighbours, SMOTEENN, SMOTETomek, TomekLinks
 
-    return {
+    out = {
         "SMOTETomek": SMOTETomek(random_state=0, tomek=TomekLinks(sampling_strategy="all", knn=knn)),
         "SMOTEENN": SMOTEENN(random_state=0, enn=EditedNearestNeighbours(sampling_strategy="all", knn=knn)),
     }
+    return {name: out[name] for name in SAMPLERS}
 
 
 def run_imblearn(X, y, cache: Path) -> dict:
@@ -179,6 +183,7 @@ def run_spark(X, y, cache: Path, modes, tmp: Path) -> dict:
 
     src = tmp / "spark_in"
     _write_parquet(X, y, src)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this venv
     spark = (
         SparkSession.builder.master("local[2]").appName("bench-cleaning")
         .config("spark.driver.memory", "8g").config("spark.sql.shuffle.partitions", "8")
@@ -241,6 +246,7 @@ def run_dask(rows: int, tmp: Path, modes, files: int = 16) -> dict:
 
 
 def main(argv=None) -> None:
+    global SAMPLERS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--steps", nargs="+", default=["imblearn", "local"],
@@ -248,7 +254,10 @@ def main(argv=None) -> None:
     ap.add_argument("--modes", nargs="+", default=["ivf", "exact"], help="knn modes for distsmote")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "distsmote-bench-cleaning")
     ap.add_argument("--json", type=Path, help="write all results here")
+    ap.add_argument("--samplers", nargs="+", default=["SMOTETomek", "SMOTEENN"],
+                    choices=["SMOTETomek", "SMOTEENN"])
     args = ap.parse_args(argv)
+    SAMPLERS = tuple(args.samplers)
     args.cache.mkdir(parents=True, exist_ok=True)
     results: dict = {"rows": args.rows}
     X = y = None
