@@ -14,14 +14,17 @@ Plan (the driver only ever sees a sample, the centroids and per-cell counts):
    which are broadcast.
 2. *Cell statistics.*  One map + grouped reduction: rows, query probes and radius per
    cell.  Cells holding too many rows or queries are split into a grid of buckets.
-3. *Replicate.*  Each row goes to its home cell's bucket as data; each query row to the
-   buckets of the cells it probes: its ``nprobe`` nearest cells (approximate mode) or
-   every cell that may hold one of its true neighbours (exact mode, see
-   :mod:`distsmote.neighbors.cells`).
-4. *Search.*  Shuffle by bucket; each bucket is searched exactly (FAISS flat candidates
-   re-ranked with float64 distances, brute force whenever float32 rounding could have
-   hidden a tie), giving a partial top-k per query.
-5. *Merge.*  Shuffle by query key; keep the k nearest over all buckets.
+3. *Replicate.*  Each row goes to its home cell's bucket as data.  Each query row probes
+   its ``nprobe`` nearest cells (approximate mode) or every cell that may hold one of
+   its true neighbours (exact mode, see :mod:`distsmote.neighbors.cells`).  Buckets are
+   grouped by centroid proximity (k-means over the centroids), and a query is copied
+   once per *group* it probes, not once per cell.
+4. *Search.*  Shuffle by group; the task recomputes each query's probes (a pure
+   function of the row and the broadcast centroids) and searches each bucket exactly
+   (FAISS flat candidates re-ranked with float64 distances, brute force whenever
+   float32 rounding could have hidden a tie), then keeps each query's top-k over its
+   buckets in this task (a combiner).
+5. *Merge.*  Shuffle by query key; keep the k nearest over all tasks.
 
 Ties are broken by key everywhere, so the result does not depend on partitioning,
 batch sizes or thread counts.  Duplicates follow :mod:`distsmote.neighbors.keys`: a row
@@ -618,7 +621,7 @@ class JoinInfo:
     n_buckets: int = 0
     sample_rows: int = 0
     data_records: int = 0
-    query_records: int = 0
+    query_records: int = 0  # (query, cell) probes; estimated from the sample in exact mode
     query_rows: int = 0
     max_cell_rows: int = 0
     seconds: dict = field(default_factory=dict)
