@@ -1,4 +1,4 @@
-"""Run a command in a subprocess and measure wall time and peak memory of its process tree."""
+"""Measure wall time, CPU time and peak memory of a whole process tree."""
 
 from __future__ import annotations
 
@@ -22,45 +22,62 @@ class Measurement:
     stderr: str
 
 
-def _tree(proc: psutil.Process, cpu: dict[int, float]) -> int:
-    """RSS of the tree now; records each process's latest CPU time into ``cpu``."""
-    total = 0
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for p in procs:
+class TreeMonitor:
+    """Samples a process and all its descendants (e.g. Dask workers) in a thread.
+
+    Attributes
+    ----------
+    peak : int
+        Largest total RSS seen, in bytes.
+    cpu : dict
+        Latest user+system CPU seconds seen per pid (a process that ends between two
+        samples is counted up to its last sample).
+    """
+
+    def __init__(self, proc: psutil.Process | None = None, interval: float = 0.1) -> None:
+        self.proc = proc or psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self.cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        """Take one sample now."""
+        total = 0
         try:
-            with p.oneshot():
-                total += p.memory_info().rss
-                t = p.cpu_times()
-                cpu[p.pid] = t.user + t.system
+            procs = [self.proc, *self.proc.children(recursive=True)]
         except psutil.Error:
-            pass
-    return total
+            return
+        for p in procs:
+            try:
+                with p.oneshot():
+                    total += p.memory_info().rss
+                    t = p.cpu_times()
+                    self.cpu[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+        self.peak = max(self.peak, total)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "TreeMonitor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def measure(cmd: list[str], env: dict | None = None, interval: float = 0.1) -> Measurement:
-    """Run ``cmd`` and poll the RSS of it and all its descendants every ``interval`` s."""
+    """Run ``cmd`` and sample the RSS and CPU of it and its descendants."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    cpu: dict[int, float] = {}
-    done = threading.Event()
-
-    def poll() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree(ps, cpu))
-            time.sleep(interval)
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    out, err = proc.communicate()
-    seconds = time.perf_counter() - t0
-    done.set()
-    thread.join()
-    # CPU of processes that ended between polls is partly missed; children's CPU is
-    # sampled up to their last poll (good to within one interval per process).
-    return Measurement(seconds, sum(cpu.values()), peak, proc.returncode, out, err)
+    with TreeMonitor(psutil.Process(proc.pid), interval) as monitor:
+        out, err = proc.communicate()
+        seconds = time.perf_counter() - t0
+    return Measurement(seconds, sum(monitor.cpu.values()), monitor.peak, proc.returncode, out, err)

@@ -33,12 +33,14 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import TreeMonitor as PeakRss  # noqa: E402
 
 FEATURES = 16
 
@@ -59,40 +61,6 @@ def row_keys(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     from distsmote.neighbors.keys import content_keys
 
     return np.sort(content_keys(np.asarray(X, np.float64), np.asarray(y)))
-
-
-class PeakRss:
-    """Samples the RSS of this process and all its children (e.g. Dask workers)."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        import psutil
-
-        self.proc = psutil.Process()
-        self.peak = 0
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            total = 0
-            for p in [self.proc, *self.proc.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            time.sleep(self.interval)
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 SAMPLERS = ("SMOTETomek", "SMOTEENN")
