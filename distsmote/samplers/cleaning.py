@@ -27,6 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._kernels import (
+    ROW_KEY,
+    removed_meta,
+    tomek_edges_meta,
+    enn_decide,
+    tomek_edges,
+    tomek_links,
+)
 from distsmote._strategy import resolve_sampling_strategy, sorted_classes
 from distsmote._validation import (
     DistSmoteInputError,
@@ -41,91 +49,7 @@ from distsmote.samplers.base import BaseSampler
 
 logger = logging.getLogger("distsmote")
 
-#: Row-key column added to the input while the removed rows are anti-joined away.
-ROW_KEY = "__distsmote_row_key__"
 _SEL_KIND = ("all", "mode")
-
-
-def _removed_meta() -> pd.DataFrame:
-    return pd.DataFrame({ROW_KEY: np.array([], np.int64)})
-
-
-def _groups(qkey: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(np.r_[True, qkey[1:] != qkey[:-1]]) if len(qkey) else np.empty(0, np.int64)
-
-
-def enn_decide(edges: pd.DataFrame, args: tuple[str, int]) -> pd.DataFrame:
-    """Keys of the query rows ENN removes, from their complete edge lists.
-
-    ``kind_sel='all'`` removes a row when any neighbour has another class; ``'mode'``
-    when the most frequent neighbour class (ties: the smallest class, as
-    ``scipy.stats.mode``) is not the row's class.
-    """
-    kind_sel, n_classes = args
-    edges = edges.sort_values(["qkey", "rank"], kind="stable")
-    qkey = edges["qkey"].to_numpy(np.int64)
-    qcls = edges["qcls"].to_numpy(np.int64)
-    ncls = edges["ncls"].to_numpy(np.int64)
-    start = _groups(qkey)
-    if not len(start):
-        return _removed_meta()
-    if kind_sel == "all":
-        remove = np.logical_or.reduceat(ncls != qcls, start)
-    else:
-        group = np.cumsum(np.r_[True, qkey[1:] != qkey[:-1]]) - 1
-        counts = np.zeros((len(start), n_classes), np.int64)
-        np.add.at(counts, (group, ncls), 1)
-        remove = counts.argmax(1) != qcls[start]
-    return pd.DataFrame({ROW_KEY: qkey[start][remove]})
-
-
-def tomek_edges(edges: pd.DataFrame, args: Any) -> pd.DataFrame:
-    """Each row's nearest-neighbour edge, keyed by the smaller key of the pair."""
-    first = edges[(edges["rank"] == 0) & (edges["qkey"] != edges["nkey"])]
-    qkey = first["qkey"].to_numpy(np.int64)
-    nkey = first["nkey"].to_numpy(np.int64)
-    return pd.DataFrame(
-        {
-            "pair": np.minimum(qkey, nkey),
-            "qkey": qkey,
-            "qcls": first["qcls"].to_numpy(np.int32),
-            "nkey": nkey,
-            "ncls": first["ncls"].to_numpy(np.int32),
-        }
-    )
-
-
-def _tomek_edges_meta() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "pair": np.array([], np.int64),
-            "qkey": np.array([], np.int64),
-            "qcls": np.array([], np.int32),
-            "nkey": np.array([], np.int64),
-            "ncls": np.array([], np.int32),
-        }
-    )
-
-
-def tomek_links(pdf: pd.DataFrame, targeted: np.ndarray, threads: int) -> pd.DataFrame:
-    """Keys removed by Tomek links: mutual nearest neighbours with different classes.
-
-    ``pdf`` holds complete pairs (both directions of an edge share ``pair``).  Only the
-    rows whose class is ``targeted`` are removed.
-    """
-    qkey = pdf["qkey"].to_numpy(np.int64)
-    nkey = pdf["nkey"].to_numpy(np.int64)
-    lo, hi = np.minimum(qkey, nkey), np.maximum(qkey, nkey)
-    order = np.lexsort((qkey, hi, lo))
-    lo, hi, qkey = lo[order], hi[order], qkey[order]
-    qcls = pdf["qcls"].to_numpy(np.int64)[order]
-    ncls = pdf["ncls"].to_numpy(np.int64)[order]
-    mutual = (lo[1:] == lo[:-1]) & (hi[1:] == hi[:-1]) & (qcls[1:] != ncls[1:])
-    first = np.flatnonzero(mutual)
-    rows = np.concatenate([first, first + 1])
-    rows = rows[targeted[qcls[rows]]]
-    return pd.DataFrame({ROW_KEY: np.sort(qkey[rows])})
-
 
 class _CleaningSampler(BaseSampler):
     """Shared machinery of the cleaning samplers."""
@@ -230,11 +154,11 @@ class TomekLinks(_CleaningSampler):
         edges, info = knn_join(
             engine, table, k=1, n_rows=n_rows, n_features=n_features, dtype=dtype,
             n_classes=len(classes), knn=KnnConfig.coerce(self.knn),
-            finish=tomek_edges, finish_meta=_tomek_edges_meta(),
+            finish=tomek_edges, finish_meta=tomek_edges_meta(),
         )
         parts = max(1, engine.num_partitions(table))
         removed = engine.shuffle_map(
-            edges, "pair", tomek_links, engine.broadcast(targeted), _removed_meta(), parts
+            edges, "pair", tomek_links, engine.broadcast(targeted), removed_meta(), parts
         )
         return removed, info
 
@@ -304,5 +228,5 @@ class EditedNearestNeighbours(_CleaningSampler):
             engine, table, k=int(self.n_neighbors), n_rows=n_rows, n_features=n_features,
             dtype=dtype, n_classes=len(classes), knn=KnnConfig.coerce(self.knn),
             query_classes=codes.tolist(), finish=enn_decide,
-            finish_args=(self.kind_sel, len(classes)), finish_meta=_removed_meta(),
+            finish_args=(self.kind_sel, len(classes)), finish_meta=removed_meta(),
         )

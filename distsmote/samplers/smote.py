@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from distsmote._plan import Task, allocate_children, canonical_order, plan_tasks
-from distsmote._random import draw_integers, draw_uniform, resolve_seed, stream_key
+from distsmote._kernels import ClassPlan, SmotePayload, smote_task
+from distsmote._plan import allocate_children, canonical_order, plan_tasks
+from distsmote._random import resolve_seed
 from distsmote._strategy import resolve_sampling_strategy
 from distsmote._validation import (
     check_class_sizes,
@@ -21,64 +21,10 @@ from distsmote._validation import (
 )
 from distsmote.engines.base import Engine, numeric_dtype
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.index import ShippedIndex, build_index, search_neighbors
+from distsmote.neighbors.index import build_index
 from distsmote.samplers.base import BaseSampler
 
 logger = logging.getLogger("distsmote")
-
-
-@dataclass(frozen=True)
-class ClassPlan:
-    """Everything a worker needs to generate one class's synthetic rows."""
-
-    value: Any
-    points: np.ndarray  # canonical order; float32 if every feature is float32, else float64
-    children: np.ndarray  # children per canonical row
-    index: ShippedIndex
-
-
-@dataclass(frozen=True)
-class SmotePayload:
-    """The broadcast object: one plan per oversampled class."""
-
-    features: tuple[str, ...]
-    label: str
-    indicator: str | None
-    classes: tuple[ClassPlan, ...]
-    k: int
-    seed: int
-    rerank_extra: int
-
-
-def smote_task(task: Task, payload: SmotePayload, threads: int) -> pd.DataFrame:
-    """Generate the children of canonical rows ``[task.start, task.stop)`` of one class.
-
-    Child ``j`` of row ``i`` is ``x_i + u·(x_nn − x_i)`` where ``nn`` is drawn among the
-    ``k`` nearest other rows of ``x_i`` and ``u ∈ [0, 1)``, both from the counter-based
-    stream keyed by ``(seed, class, i, j)``.
-    """
-    plan = payload.classes[task.class_pos]
-    counts = plan.children[task.start : task.stop]
-    seeds = np.arange(task.start, task.stop)
-    nbrs = search_neighbors(
-        plan.index, plan.points, seeds, payload.k, payload.rerank_extra, threads
-    )
-    rows = np.repeat(seeds, counts)
-    offsets = np.repeat(np.cumsum(counts) - counts, counts)
-    child = np.arange(len(rows)) - offsets
-    pick = draw_integers(stream_key(payload.seed, "neighbour", task.class_pos), payload.k, rows, child)
-    gap = draw_uniform(stream_key(payload.seed, "gap", task.class_pos), rows, child)
-    base = plan.points[rows]
-    diff = np.subtract(plan.points[nbrs[rows - task.start, pick]], base, dtype=np.float64)
-    # Float64 arithmetic, one cast back to the points' dtype; column-major so that each
-    # column below is a contiguous view, not a copy.
-    values = np.asfortranarray(base + gap[:, None] * diff, dtype=plan.points.dtype)
-    columns = {name: values[:, j] for j, name in enumerate(payload.features)}
-    columns[payload.label] = np.full(len(values), plan.value, dtype=object if isinstance(plan.value, str) else None)
-    out = pd.DataFrame(columns, copy=False)
-    if payload.indicator:
-        out[payload.indicator] = True
-    return out
 
 
 class SMOTE(BaseSampler):
