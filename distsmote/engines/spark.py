@@ -66,6 +66,7 @@ def schema_from_meta(meta: pd.DataFrame) -> T.StructType:
 
 
 def _to_batches(pdf: pd.DataFrame, arrow_schema: pa.Schema) -> list[pa.RecordBatch]:
+    """Arrow batches of ``pdf`` cast exactly to the declared schema (int32 is not int64)."""
     table = pa.Table.from_pandas(pdf[arrow_schema.names], preserve_index=False)
     return table.cast(arrow_schema, safe=False).to_batches()
 
@@ -138,9 +139,7 @@ class SparkEngine(Engine):
             threads = _task_threads()
             for batch in batches:
                 for task_id in batch.column(0).to_pylist():
-                    pdf = fn(tasks[task_id], payload, threads)
-                    table = pa.Table.from_pandas(pdf[arrow_schema.names], preserve_index=False)
-                    yield from table.cast(arrow_schema, safe=False).to_batches()
+                    yield from _to_batches(fn(tasks[task_id], payload, threads), arrow_schema)
 
         n = max(1, len(tasks))
         ids = self.spark.range(0, len(tasks), 1, numPartitions=n)
