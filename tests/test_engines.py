@@ -8,7 +8,7 @@ import pytest
 
 from distsmote import SMOTE
 
-from _data import assert_same_rows, canonical, make_frame
+from _data import assert_same_rows, make_frame
 
 KNN = {
     "exact": "exact",

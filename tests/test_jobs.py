@@ -3,7 +3,6 @@ scheduler + worker pair; both must write what the in-process run produces."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from distsmote._kernels import (
     ROW_KEY,

@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from distsmote._kernels import ClassPlan, SmotePayload, smote_task
 from distsmote._plan import allocate_children, canonical_order, plan_tasks
