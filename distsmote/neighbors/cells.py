@@ -19,7 +19,7 @@ neighbour distance, so no true neighbour can be missed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,6 +29,16 @@ from distsmote.neighbors.index import set_threads
 _CHUNK_ELEMENTS = 4_000_000
 #: Float32 search of centroids fetches this many extra cells before the exact re-rank.
 _EXTRA_CELLS = 8
+#: Approximate mode: rows per cell (small cells and many probes scan the fewest rows
+#: for a given recall), and at most this many cells.
+ROWS_PER_CELL = 128
+MAX_CELLS = 32_768
+#: Above this many cells the quantizer has two levels: ``√C`` coarse cells, each
+#: holding the fine cells trained on its rows.  A row's probe candidates are the fine
+#: cells of its ``_COARSE_PROBES`` nearest coarse cells, so finding them costs
+#: ``O(√C)``, not ``O(C)``.
+FLAT_MAX_CELLS = 256
+_COARSE_PROBES = 8
 
 
 def _faiss():
@@ -46,6 +56,8 @@ class Quantizer:
     norms2: np.ndarray  # (C,)
     radius: np.ndarray | None = None  # (C,) once measured; None before the stats pass
     data_norm2: float = 0.0  # largest squared norm of a centred data row, once measured
+    coarse: np.ndarray | None = None  # (G, d) coarse centroids of a two-level quantizer
+    parent: np.ndarray | None = None  # (C,) coarse cell of each cell
 
     @property
     def n_cells(self) -> int:
@@ -53,9 +65,7 @@ class Quantizer:
 
     def with_stats(self, radius: np.ndarray, data_norm2: float) -> "Quantizer":
         """The quantizer with measured cell radii and largest data norm."""
-        return Quantizer(
-            self.center, self.centroids, self.norms2, np.asarray(radius, float), float(data_norm2)
-        )
+        return replace(self, radius=np.asarray(radius, float), data_norm2=float(data_norm2))
 
     def sq_distances(self, xc: np.ndarray) -> np.ndarray:
         """Squared distances (float64, clipped at 0) of centred rows to every centroid."""
@@ -73,9 +83,11 @@ class Quantizer:
 
 
 def default_cells(n_rows: int, nlist: int | None, exact: bool = False) -> int:
-    """Number of cells: ``nlist`` if given (at most ``N``), else about ``√N`` (approximate
-    mode) or ``2·∛N`` (exact mode), with at least 64 rows per cell.
+    """Number of cells: ``nlist`` if given (at most ``N``), else ``N / 128`` (approximate
+    mode, at most 32 768) or ``2·∛N`` with at least 64 rows per cell (exact mode).
 
+    Approximate mode: with the cell size fixed, the rows a query scans (``nprobe`` cells)
+    stay constant as ``N`` grows, so the join's work grows like ``N``, not ``N^1.5``.
     Exact mode must search every cell a query's k-NN ball may touch; in more than a few
     dimensions that ball touches a large share of small cells, so fewer, larger cells
     keep the number of query copies (and shuffle volume) down.
@@ -83,8 +95,9 @@ def default_cells(n_rows: int, nlist: int | None, exact: bool = False) -> int:
     if nlist:
         return max(1, min(int(nlist), n_rows))
     n_rows = max(n_rows, 1)
-    n = int(round(2 * n_rows ** (1 / 3))) if exact else int(round(math.sqrt(n_rows)))
-    return max(1, min(n, n_rows // 64 or 1))
+    if exact:
+        return max(1, min(int(round(2 * n_rows ** (1 / 3))), n_rows // 64 or 1))
+    return max(1, min(MAX_CELLS, round(n_rows / ROWS_PER_CELL)))
 
 
 def train_quantizer(
@@ -99,17 +112,37 @@ def train_quantizer(
     center = sample.mean(0) if len(sample) else np.zeros(sample.shape[1])
     xc = sample - center
     n_cells = max(1, min(n_cells, len(sample)))
-    if n_cells == 1:
-        cents = xc.mean(0, keepdims=True) if len(xc) else np.zeros((1, sample.shape[1]))
-    else:
-        faiss = _faiss()
-        km = faiss.Kmeans(
-            sample.shape[1], n_cells, niter=niter, seed=int(seed % (2**31)), verbose=False,
-            max_points_per_centroid=max(rows_per_cell, 39), min_points_per_centroid=1,
-        )
-        km.train(np.ascontiguousarray(xc, dtype=np.float32))
-        cents = km.centroids.astype(np.float64)
-    return Quantizer(center, cents, (cents * cents).sum(1))
+    if n_cells <= FLAT_MAX_CELLS:
+        cents = _kmeans(xc, n_cells, niter, max(rows_per_cell, 39), seed)
+        return Quantizer(center, cents, (cents * cents).sum(1))
+    # Two levels: √C coarse cells, then each coarse cell's rows split into fine cells in
+    # proportion to its share of the sample.
+    n_coarse = int(round(math.sqrt(n_cells)))
+    coarse = _kmeans(xc, n_coarse, niter, len(xc), seed)
+    d2 = (xc * xc).sum(1)[:, None] + (coarse * coarse).sum(1)[None, :] - 2.0 * (xc @ coarse.T)
+    owner = d2.argmin(1)
+    fine, parent = [], []
+    for g in range(n_coarse):
+        rows = xc[owner == g]
+        if len(rows) == 0:
+            continue
+        m = int(min(len(rows), max(1, round(n_cells * len(rows) / len(xc)))))
+        fine.append(_kmeans(rows, m, niter, len(rows), seed + 1 + g))
+        parent.append(np.full(m, g, dtype=np.int64))
+    cents = np.concatenate(fine)
+    return Quantizer(center, cents, (cents * cents).sum(1), coarse=coarse, parent=np.concatenate(parent))
+
+
+def _kmeans(xc: np.ndarray, k: int, niter: int, max_points_per_centroid: int, seed: int) -> np.ndarray:
+    """FAISS k-means centroids (float64) of centred rows; the mean if ``k == 1``."""
+    if k <= 1:
+        return xc.mean(0, keepdims=True) if len(xc) else np.zeros((1, xc.shape[1]))
+    km = _faiss().Kmeans(
+        xc.shape[1], k, niter=niter, seed=int(seed % (2**31)), verbose=False,
+        max_points_per_centroid=max(1, int(max_points_per_centroid)), min_points_per_centroid=1,
+    )
+    km.train(np.ascontiguousarray(xc, dtype=np.float32))
+    return km.centroids.astype(np.float64)
 
 
 def _chunks(n: int, width: int):
@@ -140,18 +173,67 @@ def home_and_probes(
     if m == C:
         cand = np.broadcast_to(np.arange(C), (n, C))
     else:
-        faiss = _faiss()
         set_threads(threads)
-        index = faiss.IndexFlatL2(xc.shape[1])
-        index.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
-        _, cand = index.search(np.ascontiguousarray(xc, dtype=np.float32), m)
+        x32 = np.ascontiguousarray(xc, dtype=np.float32)
+        if q.coarse is None:
+            cand = _flat_search(q.centroids, x32, m)
+        else:
+            cand = _two_level_search(q, xc, x32, m)
     cand = np.asarray(cand, dtype=np.int64)
-    d2 = np.zeros(cand.shape)
-    for j in range(xc.shape[1]):
-        d2 += (q.centroids[cand, j] - xc[:, None, j]) ** 2
+    d2 = _rerank(q.centroids, xc, cand)
     order = np.lexsort((cand, d2), axis=-1)[:, :p]
     probes = np.take_along_axis(cand, order, axis=1)
-    return probes[:, 0].copy(), np.take_along_axis(d2, order[:, :1], axis=1)[:, 0], probes
+    if (probes < 0).any():  # a row whose coarse cells hold fewer than p cells
+        bad = np.flatnonzero((probes < 0).any(1))
+        sub = _flat_search(q.centroids, np.ascontiguousarray(xc[bad], dtype=np.float32), m)
+        sd2 = _rerank(q.centroids, xc[bad], sub)
+        probes[bad] = np.take_along_axis(sub, np.lexsort((sub, sd2), axis=-1)[:, :p], axis=1)
+    home_d2 = _rerank(q.centroids, xc, probes[:, :1])[:, 0]
+    return probes[:, 0].copy(), home_d2, probes
+
+
+def _flat_search(points: np.ndarray, x32: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` nearest of ``points`` for each row, by FAISS float32 flat search."""
+    index = _faiss().IndexFlatL2(points.shape[1])
+    index.add(np.ascontiguousarray(points, dtype=np.float32))
+    return index.search(x32, m)[1].astype(np.int64)
+
+
+def _rerank(points: np.ndarray, xc: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Exact squared distances of each row to its candidates (fixed summation order, so
+    a pair's value never depends on the batch); ``inf`` for a missing candidate (-1)."""
+    d2 = np.empty(cand.shape)
+    safe = np.maximum(cand, 0)
+    for s in _chunks(len(xc), cand.shape[1] * xc.shape[1]):
+        diff = points[safe[s]] - xc[s, None, :]
+        d2[s] = np.einsum("nmd,nmd->nm", diff, diff)  # sums in a fixed order
+    d2[cand < 0] = np.inf
+    return d2
+
+
+def _two_level_search(q: Quantizer, xc: np.ndarray, x32: np.ndarray, m: int) -> np.ndarray:
+    """Candidate cells of a two-level quantizer: the ``m`` nearest (float32) among the
+    fine cells of each row's nearest coarse cells (chosen by exact distance, ties by id,
+    so the candidate set does not depend on the batch)."""
+    faiss = _faiss()
+    coarse = q.coarse
+    G = len(coarse)
+    g = min(G, _COARSE_PROBES)
+    cc = _flat_search(coarse, x32, min(G, g + _EXTRA_CELLS))
+    cd2 = _rerank(coarse, xc, cc)
+    lists = np.take_along_axis(cc, np.lexsort((cc, cd2), axis=-1)[:, :g], axis=1)
+    d = xc.shape[1]
+    quant = faiss.IndexFlatL2(d)
+    quant.add(np.ascontiguousarray(coarse, dtype=np.float32))
+    index = faiss.IndexIVFFlat(quant, d, G, faiss.METRIC_L2)
+    # The arrays stay referenced until add_core has copied them.
+    cents = np.ascontiguousarray(q.centroids, dtype=np.float32)
+    ids = np.arange(q.n_cells, dtype=np.int64)
+    parent = np.ascontiguousarray(q.parent, dtype=np.int64)
+    index.add_core(q.n_cells, faiss.swig_ptr(cents), faiss.swig_ptr(ids), faiss.swig_ptr(parent))
+    index.nprobe = g
+    _, cand = index.search_preassigned(x32, m, np.ascontiguousarray(lists, dtype=np.int64), None)
+    return cand
 
 
 def exact_home(q: Quantizer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

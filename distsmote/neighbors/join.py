@@ -62,6 +62,7 @@ logger = logging.getLogger("distsmote")
 
 KEY, CLS, MULT = "__key", "__cls", "__mult"
 BUCKET, IS_DATA, IS_QUERY, BOUND, PART = "__bucket", "__data", "__query", "__bound", "__part"
+PROBE = "__p"
 EDGE_COLUMNS = ("qkey", "qcls", "rank", "nkey", "ncls", "distance")
 _PARTIAL_COLUMNS = ("qkey", "qcls", "nkey", "ncls", "d2", "mult")
 
@@ -71,10 +72,16 @@ MAX_BUCKET_ROWS = 100_000
 #: bound each query's k-th distance; a larger sample gives tighter bounds, fewer probes.
 BOUND_ROWS_PER_CELL = 256
 BOUND_SAMPLE_ROWS = 100_000
+#: Largest quantizer training sample (rows collected to the driver).
+MAX_TRAIN_ROWS = 500_000
+#: Approximate mode: sample rows used to estimate per-cell row and probe counts.
+ESTIMATE_ROWS = 50_000
+#: Blocks this small (data × queries) are searched by float64 brute force.
+_BRUTE_PAIRS = 20_000
+#: Fewest shuffle groups of the search step (parallelism on small inputs).
+MIN_GROUPS = 4
 #: Target rows per shuffle partition.
 ROWS_PER_PARTITION = 500_000
-#: Buckets this small (data × queries) are searched by float64 brute force.
-_BRUTE_PAIRS = 250_000
 #: Candidates fetched from FAISS beyond k + 1 in a bucket (a query whose candidates
 #: could hide a tie or a closer row is searched again by brute force, so this only
 #: trades FAISS time against re-searches).
@@ -195,98 +202,6 @@ def _full_d2(xq: np.ndarray, xd: np.ndarray) -> np.ndarray:
     return out
 
 
-def _brute_order(xq: np.ndarray, xd: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """First ``width`` data rows of each query by (exact d², row); rows sorted by key."""
-    cand = np.empty((len(xq), width), dtype=np.int64)
-    d2 = np.empty((len(xq), width))
-    step = max(1, 2_000_000 // max(1, len(xd)))
-    for s in range(0, len(xq), step):
-        full = _full_d2(xq[s : s + step], xd)
-        order = np.argsort(full, axis=1, kind="stable")[:, :width]
-        cand[s : s + step] = order
-        d2[s : s + step] = np.take_along_axis(full, order, axis=1)
-    return cand, d2
-
-
-def _take_k(cand, d2, mult_d, self_pos, k):
-    """Apply multiplicities to ordered candidates: which to keep and with what count."""
-    eff = mult_d[cand] - (cand == self_pos[:, None])
-    cum = np.cumsum(eff, axis=1)
-    before = cum - eff
-    keep = (eff > 0) & (before < k)
-    take = np.minimum(eff, k - before)
-    return keep, take, cum[:, -1] if cum.shape[1] else np.zeros(len(cand), np.int64)
-
-
-def search_bucket(
-    xd: np.ndarray,
-    kd: np.ndarray,
-    md: np.ndarray,
-    xq: np.ndarray,
-    kq: np.ndarray,
-    k: int,
-    extra: int,
-    threads: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Exact top-``k`` rows of the bucket's data for each query (multiplicities counted).
-
-    Parameters
-    ----------
-    xd, kd, md : data rows (float64), their keys (sorted ascending) and multiplicities.
-    xq, kq : query rows (float64) and their keys.
-
-    Returns
-    -------
-    qi, di, d2, take
-        Query row, data row, exact squared distance and number of copies taken, for
-        every kept (query, data point) pair.
-    """
-    n_d = len(xd)
-    pos = np.searchsorted(kd, kq)
-    pos_c = np.minimum(pos, max(n_d - 1, 0))
-    self_pos = np.where((pos < n_d) & (kd[pos_c] == kq), pos_c, -1)
-    # k + 1 distinct points always hold k rows other than the query itself; ``extra``
-    # more let the float32 check below pass without a brute-force re-search.
-    width = min(n_d, k + 1 + extra)
-    if n_d * len(xq) <= _BRUTE_PAIRS or width == n_d:
-        cand, d2 = _brute_order(xq, xd, min(n_d, k + 1))
-        return _emit(np.arange(len(xq)), cand, d2, md, self_pos, k)
-    import faiss
-
-    set_threads(threads)
-    center = xd.mean(0)
-    xdc = np.ascontiguousarray(xd - center, dtype=np.float32)
-    xqc = np.ascontiguousarray(xq - center, dtype=np.float32)
-    index = faiss.IndexFlatL2(xd.shape[1])
-    index.add(xdc)
-    f32, cand = index.search(xqc, width)
-    cand = cand.astype(np.int64)
-    d2 = pair_d2(xq, xd[cand])
-    order = np.lexsort((cand, d2), axis=-1)
-    cand = np.take_along_axis(cand, order, axis=1)
-    d2 = np.take_along_axis(d2, order, axis=1)
-    keep, _, total = _take_k(cand, d2, md, self_pos, k)
-    # Could a row FAISS left out (float32 rounding) tie with or beat a kept one?  Then
-    # that query is searched again by float64 brute force.
-    last = np.where(keep, d2, -np.inf).max(axis=1)
-    norms = (xqc.astype(np.float64) ** 2).sum(1) + float((xdc.astype(np.float64) ** 2).sum(1).max())
-    eta = 1e-5 * norms + 1e-300
-    unsafe = (last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < k)
-    good = np.flatnonzero(~unsafe)
-    bad = np.flatnonzero(unsafe)
-    out = [_emit(good, cand[good], d2[good], md, self_pos[good], k)]
-    if len(bad):
-        bc, bd2 = _brute_order(xq[bad], xd, min(n_d, k + 1))
-        out.append(_emit(bad, bc, bd2, md, self_pos[bad], k))
-    return tuple(np.concatenate(parts) for parts in zip(*out))
-
-
-def _emit(rows, cand, d2, md, self_pos, k):
-    keep, take, _ = _take_k(cand, d2, md, self_pos, k)
-    qi, col = np.nonzero(keep)
-    return rows[qi], cand[qi, col], d2[qi, col], take[qi, col]
-
-
 # ----------------------------------------------------------------------- payloads
 
 
@@ -371,14 +286,18 @@ def _probe_pairs(
     return home, np.repeat(qrows, sub.shape[1]), sub.reshape(-1), upper
 
 
+def _probe_names(p: _JoinPayload) -> list[str]:
+    """Approximate mode: columns carrying a query record's probed cells (home first),
+    so the search task need not recompute them."""
+    return [] if p.exact else [f"{PROBE}{j}" for j in range(max(1, min(p.nprobe, p.quantizer.n_cells)))]
+
+
 def _cell_stats(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
     x, keys, cls, _ = _table_arrays(pdf, p.n_features)
     q = p.quantizer
-    if p.exact:  # probes need the radii measured here; estimated from the sample instead
-        home, _ = exact_home(q, x)
-        cells = np.empty(0, np.int64)
-    else:
-        home, _, cells, _ = _probe_pairs(p, x, keys, p.query_mask[cls], threads, use_radius=False)
+    # The probes need the radii measured here; they are estimated from the sample.
+    home, _ = exact_home(q, x)
+    cells = np.empty(0, np.int64)
     xc = x - q.center
     hd2 = ((xc - q.centroids[home]) ** 2).sum(1) + q.slack(xc)
     C = q.n_cells
@@ -419,6 +338,46 @@ def _estimate_probes(p: _JoinPayload, q: Quantizer, sample: pd.DataFrame, n_qrow
     _, _, cells = exact_probes(q, x, upper)
     counts = np.bincount(cells, minlength=q.n_cells) * (n_qrows / len(sub))
     return np.ceil(counts).astype(np.int64)
+
+
+def _measure_cells(engine: Engine, table: Any, p: _JoinPayload, sample: pd.DataFrame):
+    """Exact mode: one pass for per-cell rows, query rows and radii (the probes need
+    the radii); query copies per cell are estimated from the sample."""
+    stats = engine.aggregate(
+        engine.map_partitions(table, _cell_stats, engine.broadcast(p), _stats_meta()),
+        "cell",
+        {"n_data": "sum", "n_query": "sum", "n_qrows": "sum", "r2": "max", "xn2": "max"},
+    )
+    q = p.quantizer
+    C = q.n_cells
+    n_data = np.zeros(C, np.int64)
+    r2 = np.zeros(C)
+    cells = stats["cell"].to_numpy(np.int64)
+    n_data[cells] = stats["n_data"].to_numpy(np.int64)
+    r2[cells] = stats["r2"].to_numpy(np.float64)
+    xn2 = float(stats["xn2"].max()) if len(stats) else 0.0
+    q = q.with_stats(np.sqrt(r2), xn2)
+    n_qrows = int(stats["n_qrows"].sum())
+    return q, n_data, _estimate_probes(p, q, sample, n_qrows), n_qrows
+
+
+def _estimate_cells(p: _JoinPayload, sample: pd.DataFrame, n_rows: int):
+    """Approximate mode: rows and query copies per cell, estimated from ≤ 50 000 sample
+    rows and scaled up (they only size the skew splits and shuffle partitions), so the
+    join needs no counting pass over the data."""
+    if len(sample) > ESTIMATE_ROWS:
+        pick = np.argsort(key_hash(sample[KEY].to_numpy(np.int64), _SEED, "plan"), kind="stable")
+        sample = sample.iloc[np.sort(pick[:ESTIMATE_ROWS])]
+    C = p.quantizer.n_cells
+    if len(sample) == 0:
+        return np.zeros(C, np.int64), np.zeros(C, np.int64), 0
+    x, keys, cls, _ = _table_arrays(sample, p.n_features)
+    is_query = p.query_mask[cls]
+    home, _, cells, _ = _probe_pairs(p, x, keys, is_query, 1, use_radius=False)
+    scale = n_rows / len(sample)
+    n_data = np.bincount(home, minlength=C) * scale
+    n_query = np.bincount(cells, minlength=C) * scale
+    return n_data, n_query, is_query.sum() * scale
 
 
 def _stats_meta() -> pd.DataFrame:
@@ -467,6 +426,7 @@ def _replicate(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame
     r, b = _pair_buckets(plan, keys, qr, qc)
     pairs = np.unique(np.stack([r, p.bucket_group[b]], axis=1), axis=0) if len(r) else np.empty((0, 2), np.int64)
     r, g = pairs[:, 0], pairs[:, 1]
+    r_pos = np.searchsorted(np.flatnonzero(is_query), r)  # row of r among the queries
     rows = np.concatenate([dr, r])
     out = pd.DataFrame(x[rows].astype(p.dtype), columns=feature_names(p.n_features))
     out.insert(0, BOUND, upper[rows])
@@ -477,10 +437,16 @@ def _replicate(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame
     out.insert(0, KEY, keys[rows])
     out.insert(0, BUCKET, np.concatenate([d_bucket, np.full(len(r), -1)]).astype(np.int64))
     out.insert(0, PART, np.concatenate([p.bucket_group[d_bucket], g]).astype(np.int64))
+    names = _probe_names(p)
+    if names:
+        probes = np.concatenate([np.full((len(dr), len(names)), -1), qc.reshape(-1, len(names))[r_pos]])
+        for j, name in enumerate(names):
+            out[name] = probes[:, j].astype(np.int32)
     return out
 
 
-def _records_meta(n_features: int, dtype: Any) -> pd.DataFrame:
+def _records_meta(p: _JoinPayload) -> pd.DataFrame:
+    n_features, dtype = p.n_features, p.dtype
     meta = table_meta(n_features, dtype)
     meta.insert(0, IS_QUERY, np.array([], bool))
     meta.insert(0, IS_DATA, np.array([], bool))
@@ -488,6 +454,8 @@ def _records_meta(n_features: int, dtype: Any) -> pd.DataFrame:
     meta = meta[[KEY, CLS, MULT, IS_DATA, IS_QUERY, BOUND, *feature_names(n_features)]]
     meta.insert(0, BUCKET, np.array([], np.int64))
     meta.insert(0, PART, np.array([], np.int64))
+    for name in _probe_names(p):
+        meta[name] = np.array([], np.int32)
     return meta
 
 
@@ -502,85 +470,181 @@ def _dedupe(keys: np.ndarray, *arrays: np.ndarray, mult: np.ndarray | None = Non
 
 
 def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
-    """Search every bucket of this partition for the queries that probe it, then keep
-    each query's k nearest over those buckets (a combiner before the merge shuffle)."""
+    """Search the buckets of this partition's groups for the queries sent to them and
+    keep each query's k nearest per group.
+
+    Queries are searched in *blocks*: the queries of one group with the same home cell.
+    A block is searched against the union of the buckets its queries probe (in that
+    group) with one FAISS flat (BLAS) search, centred on the block, so every query sees
+    at least its own probes.  A block is a pure function of the data and the broadcast
+    plan, never of the partitioning, so the result is deterministic.  Candidates are
+    re-ranked with exact float64 distances (ties by key); a query whose list could hide
+    a tie or a closer row is searched again by float64 brute force over the block.
+    """
     x, keys, cls, mult = _table_arrays(pdf, p.n_features)
     bucket = pdf[BUCKET].to_numpy(dtype=np.int64)
+    group = pdf[PART].to_numpy(dtype=np.int64)
     is_data = pdf[IS_DATA].to_numpy(dtype=bool)
     bound = pdf[BOUND].to_numpy(dtype=np.float64)
     # Data, by (bucket, key); copies of a row from several input partitions are merged.
     dm = np.flatnonzero(is_data)
     dm = dm[np.lexsort((keys[dm], bucket[dm]))]
-    # Queries, one per key (a query reaches a partition once per group it probes).
+    # Queries, one per (group, key) (copies from several input partitions are merged).
     qm = np.flatnonzero(~is_data)
-    qm = qm[np.argsort(keys[qm], kind="stable")]
-    kq, xq, cq, bq, _ = _dedupe(keys[qm], x[qm], cls[qm], bound[qm])
-    if len(dm) == 0 or len(kq) == 0:
+    qm = qm[np.lexsort((keys[qm], group[qm]))]
+    if len(dm) == 0 or len(qm) == 0:
         return _partial_meta()
-    # The buckets each query probes (recomputed: a pure function of the row), kept if
-    # their data is here.  Exact mode widens the bounds so this is a superset of the
-    # probes the records were sent for.
-    _, qr, qc, _ = _probe_pairs(p, xq, kq, np.ones(len(kq), bool), threads, True, upper=bq, slack=1.0 + 1e-6)
-    qr, qb = _pair_buckets(p.plan, kq, qr, qc)
-    db = bucket[dm]
+    gq, kq = group[qm], keys[qm]
+    first = np.flatnonzero(np.r_[True, (gq[1:] != gq[:-1]) | (kq[1:] != kq[:-1])])
+    qm, gq, kq = qm[first], gq[first], kq[first]
+    xq, cq, bq = x[qm], cls[qm], bound[qm]
+    db, kd = bucket[dm], keys[dm]
+    first = np.flatnonzero(np.r_[True, (db[1:] != db[:-1]) | (kd[1:] != kd[:-1])])
+    md = np.add.reduceat(mult[dm], first)
+    dm, db, kd = dm[first], db[first], kd[first]
+    xd, cd = x[dm], cls[dm]
     starts = np.flatnonzero(np.r_[True, db[1:] != db[:-1]])
     present = db[starts]
-    ends = np.r_[starts[1:], len(dm)]
+    ends = np.r_[starts[1:], len(db)]
+    # The buckets each query probes (recomputed: a pure function of the row), kept if
+    # they belong to the query's group.  Exact mode widens the bounds so this is a
+    # superset of the probes the records were sent for.
+    names = _probe_names(p)
+    if names:
+        probes = pdf[names].to_numpy(np.int64)[qm]
+        home = probes[:, 0]
+        qr, qc = np.repeat(np.arange(len(kq)), probes.shape[1]), probes.reshape(-1)
+    else:
+        home, qr, qc, _ = _probe_pairs(p, xq, kq, np.ones(len(kq), bool), threads, True, upper=bq, slack=1.0 + 1e-6)
+    qr, qb = _pair_buckets(p.plan, kq, qr, qc)
     slot = np.searchsorted(present, qb)
     here = (slot < len(present)) & (present[np.minimum(slot, len(present) - 1)] == qb)
+    here &= p.bucket_group[qb] == gq[qr]
     qr, slot = qr[here], slot[here]
-    order = np.argsort(slot, kind="stable")
+    # Blocks: (group, home cell) of the query; pairs ordered by block.
+    block = np.unique(np.stack([gq, home], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+    order = np.lexsort((slot, block[qr]))
     qr, slot = qr[order], slot[order]
-    bounds = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1], True]) if len(slot) else np.array([0])
+    pb = block[qr]
+    cuts = np.flatnonzero(np.r_[True, pb[1:] != pb[:-1], True]) if len(pb) else np.array([0])
+    q_order = np.argsort(block, kind="stable")
+    q_cuts = np.searchsorted(block[q_order], np.arange(block.max(initial=-1) + 2))
+    set_threads(threads)
     parts = []
-    for a, e in zip(bounds[:-1], bounds[1:]):
-        t = slot[a]
-        rows = dm[starts[t] : ends[t]]
-        kd, xd, cd, md = _dedupe(keys[rows], x[rows], cls[rows], mult=mult[rows])
-        qs = qr[a:e]
-        qi, di, d2, take = search_bucket(xd, kd, md, xq[qs], kq[qs], p.k, _BUCKET_EXTRA, threads)
-        qi = qs[qi]
-        # A candidate beyond the query's upper bound cannot be among its k nearest.
-        near = d2 <= (bq[qi] * (1.0 + 1e-9)) ** 2
-        qi, di, d2, take = qi[near], di[near], d2[near], take[near]
-        parts.append((kq[qi], cq[qi], kd[di], cd[di], d2, take))
+    for a, e in zip(cuts[:-1], cuts[1:]):
+        b = pb[a]
+        qs = q_order[q_cuts[b] : q_cuts[b + 1]]
+        lists = np.unique(slot[a:e])
+        rows = np.concatenate([np.arange(starts[t], ends[t]) for t in lists])
+        # A row sits in several buckets of its cell when the cell's queries are split.
+        rows = rows[np.unique(kd[rows], return_index=True)[1]]
+        qi, di, d2, take = _search_block(xd[rows], kd[rows], md[rows], xq[qs], kq[qs], p.k, _BUCKET_EXTRA)
+        parts.append((qs[qi], rows[di], d2, take))
     if not parts:
         return _partial_meta()
-    cols = dict(zip(_PARTIAL_COLUMNS, [np.concatenate(c) for c in zip(*parts)]))
-    return _top_partial(pd.DataFrame(cols), p.k)
+    qi, di, d2, take = (np.concatenate(c) for c in zip(*parts))
+    # A candidate beyond the query's upper bound cannot be among its k nearest.
+    near = d2 <= (bq[qi] * (1.0 + 1e-9)) ** 2
+    qi, di, d2, take = qi[near], di[near], d2[near], take[near]
+    return pd.DataFrame(
+        {"qkey": kq[qi], "qcls": cq[qi], "nkey": kd[di], "ncls": cd[di], "d2": d2, "mult": take}
+    )
 
 
-def _top_partial(pdf: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Partial candidates cut to each query's k nearest rows (multiplicities kept)."""
-    qkey = pdf["qkey"].to_numpy(np.int64)
-    nkey = pdf["nkey"].to_numpy(np.int64)
-    d2 = pdf["d2"].to_numpy(np.float64)
-    order = np.lexsort((nkey, d2, qkey))
-    mult = pdf["mult"].to_numpy(np.int64)[order]
-    qs = qkey[order]
-    start = np.flatnonzero(np.r_[True, qs[1:] != qs[:-1]])
-    group = np.cumsum(np.r_[True, qs[1:] != qs[:-1]]) - 1
-    cum = np.cumsum(mult)
-    before = cum - mult - (cum - mult)[start][group]
-    keep = before < k
-    rows = order[keep]
-    out = pdf.iloc[rows].reset_index(drop=True)
-    out["mult"] = np.minimum(mult[keep], k - before[keep])
-    return out
+def _search_block(xd, kd, md, xq, kq, k, extra):
+    """Exact top-``k`` data rows of each query (multiplicities counted, never the query
+    itself); data rows sorted by key.
+
+    Returns (query row, data row, exact squared distance, copies taken) per kept pair.
+    """
+    import faiss
+
+    n_d = len(xd)
+    width = min(n_d, k + 1 + extra)
+    if width == n_d or n_d * len(xq) <= _BRUTE_PAIRS:
+        return _brute_block(xd, kd, md, xq, kq, np.arange(len(xq)), k)
+    center = xd.mean(0)
+    xdc = np.ascontiguousarray(xd - center, dtype=np.float32)
+    xqc = np.ascontiguousarray(xq - center, dtype=np.float32)
+    index = faiss.IndexFlatL2(xd.shape[1])
+    index.add(xdc)
+    f32, cand = index.search(xqc, width)
+    cand = cand.astype(np.int64)
+    d2 = pair_d2(xq, xd[cand])
+    order = np.lexsort((cand, d2), axis=-1)  # rows are sorted by key: ties by key
+    cand = np.take_along_axis(cand, order, axis=1)
+    d2 = np.take_along_axis(d2, order, axis=1)
+    keep, take, total = _take_k(md[cand] - (kd[cand] == kq[:, None]), k)
+    # Could a row FAISS left out (float32 rounding) tie with or beat a kept one?  Then
+    # that query is searched again by float64 brute force.
+    last = np.where(keep, d2, -np.inf).max(axis=1)
+    norms = (xqc.astype(np.float64) ** 2).sum(1) + float((xdc.astype(np.float64) ** 2).sum(1).max())
+    eta = 1e-5 * norms + 1e-300
+    unsafe = (last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < k)
+    good = np.flatnonzero(~unsafe)
+    qi, col = np.nonzero(keep[good])
+    out = [(good[qi], cand[good][qi, col], d2[good][qi, col], take[good][qi, col])]
+    bad = np.flatnonzero(unsafe)
+    if len(bad):
+        out.append(_brute_block(xd, kd, md, xq[bad], kq[bad], bad, k))
+    return tuple(np.concatenate(parts) for parts in zip(*out))
+
+
+def _take_k(eff: np.ndarray, k: int):
+    """Given each ordered candidate's usable copies, which to keep and with what count."""
+    cum = np.cumsum(eff, axis=1)
+    before = cum - eff
+    keep = (eff > 0) & (before < k)
+    take = np.minimum(eff, k - before)
+    return keep, take, cum[:, -1] if cum.shape[1] else np.zeros(len(eff), np.int64)
+
+
+def _brute_block(xd, kd, md, xq, kq, rows, k):
+    """Float64 brute force of queries against data rows sorted by key."""
+    width = min(len(xd), k + 1)
+    out = []
+    step = max(1, 2_000_000 // max(1, len(xd)))
+    for s in range(0, len(xq), step):
+        full = _full_d2(xq[s : s + step], xd)
+        if width < len(xd):
+            # Every row tied with the width-th smallest distance is a candidate, so the
+            # stable sort below can break the ties by key (row order).
+            kth = np.partition(full, width - 1, axis=1)[:, width - 1 : width]
+            n_in = (full <= kth).sum(1)
+            m = int(n_in.max())
+            part = np.argpartition(full, m - 1, axis=1)[:, :m] if m < len(xd) else np.broadcast_to(np.arange(len(xd)), full.shape)
+            part = np.sort(part, axis=1)
+            pd2 = np.take_along_axis(full, part, axis=1)
+            o = np.argsort(pd2, axis=1, kind="stable")[:, :width]
+            cand = np.take_along_axis(part, o, axis=1)
+        else:
+            cand = np.argsort(full, axis=1, kind="stable")  # stable: ties by key
+        d2 = np.take_along_axis(full, cand, axis=1)
+        keep, take, _ = _take_k(md[cand] - (kd[cand] == kq[s : s + step, None]), k)
+        qi, col = np.nonzero(keep)
+        out.append((rows[s + qi], cand[qi, col], d2[qi, col], take[qi, col]))
+    return tuple(np.concatenate(parts) for parts in zip(*out))
 
 
 def merge_partial(pdf: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Top-``k`` edges per query from partial candidates (complete per query)."""
+    """Top-``k`` edges per query from partial candidates (complete per query).
+
+    A pair found by several search tasks is counted once, with the most copies any task
+    took (a task takes fewer only when it had fewer closer rows, so the largest count
+    is never short).
+    """
     qkey = pdf["qkey"].to_numpy(np.int64)
     nkey = pdf["nkey"].to_numpy(np.int64)
     d2 = pdf["d2"].to_numpy(np.float64)
-    order = np.lexsort((nkey, d2, qkey))
-    qkey, nkey, d2 = qkey[order], nkey[order], d2[order]
+    mult = pdf["mult"].to_numpy(np.int64)
+    order = np.lexsort((-mult, nkey, d2, qkey))
+    if len(order) == 0:
+        return edge_meta()
+    first = np.r_[True, (qkey[order][1:] != qkey[order][:-1]) | (nkey[order][1:] != nkey[order][:-1])]
+    order = order[first]
+    qkey, nkey, d2, mult = qkey[order], nkey[order], d2[order], mult[order]
     qcls = pdf["qcls"].to_numpy(np.int32)[order]
     ncls = pdf["ncls"].to_numpy(np.int32)[order]
-    mult = pdf["mult"].to_numpy(np.int64)[order]
-    if len(qkey) == 0:
-        return edge_meta()
     start = np.flatnonzero(np.r_[True, qkey[1:] != qkey[:-1]])
     group = np.cumsum(np.r_[True, qkey[1:] != qkey[:-1]]) - 1
     cum = np.cumsum(mult)
@@ -760,12 +824,12 @@ def knn_join(
 
     t0 = time.perf_counter()
     n_cells = default_cells(n_rows, knn.nlist, exact)
-    target = n_cells * knn.train_rows_per_cell
+    target = min(n_cells * knn.train_rows_per_cell, MAX_TRAIN_ROWS)
     if exact:
         target = max(target, n_cells * BOUND_ROWS_PER_CELL, BOUND_SAMPLE_ROWS)
     sample = _sample(engine, table, n_rows, target, n_features, dtype)
     info.sample_rows = len(sample)
-    train_frac = min(1.0, n_cells * knn.train_rows_per_cell / max(len(sample), 1))
+    train_frac = min(1.0, min(n_cells * knn.train_rows_per_cell, MAX_TRAIN_ROWS) / max(len(sample), 1))
     train_pick = key_hash(sample[KEY].to_numpy(np.int64), _SEED, "train") <= np.uint64(
         min(2**64 - 1, int(train_frac * 2**64))
     )
@@ -780,30 +844,18 @@ def knn_join(
     payload = _JoinPayload(
         n_features, dtype, exact, quantizer, knn.join_nprobe, k, knn.rerank_extra, mask, bound=bound
     )
-    stats = engine.aggregate(
-        engine.map_partitions(table, _cell_stats, engine.broadcast(payload), _stats_meta()),
-        "cell",
-        {"n_data": "sum", "n_query": "sum", "n_qrows": "sum", "r2": "max", "xn2": "max"},
-    )
-    C = quantizer.n_cells
-    n_data = np.zeros(C, np.int64)
-    n_query = np.zeros(C, np.int64)
-    r2 = np.zeros(C)
-    cells = stats["cell"].to_numpy(np.int64)
-    n_data[cells] = stats["n_data"].to_numpy(np.int64)
-    n_query[cells] = stats["n_query"].to_numpy(np.int64)
-    r2[cells] = stats["r2"].to_numpy(np.float64)
-    xn2 = float(stats["xn2"].max()) if len(stats) else 0.0
-    quantizer = quantizer.with_stats(np.sqrt(r2), xn2)
-    n_qrows = int(stats["n_qrows"].sum())
     if exact:
-        n_query = _estimate_probes(payload, quantizer, sample, n_qrows)
-    plan = BucketPlan.from_counts(n_data, n_query, MAX_BUCKET_ROWS)
+        quantizer, n_data, n_query, n_qrows = _measure_cells(engine, table, payload, sample)
+        plan = BucketPlan.from_counts(n_data, n_query, MAX_BUCKET_ROWS)
+    else:
+        n_data, n_query, n_qrows = _estimate_cells(payload, sample, n_rows)
+        # Generous (×1.5 + 1): an under-estimate would make a bucket bigger than planned.
+        plan = BucketPlan.from_counts(n_data * 1.5 + 1, n_query * 1.5 + 1, MAX_BUCKET_ROWS)
     info.n_buckets = plan.n_buckets
-    info.data_records = int((n_data * plan.query_splits).sum())
-    info.query_records = int(n_query.sum())
-    info.query_rows = n_qrows
-    info.max_cell_rows = int(n_data.max(initial=0))
+    info.data_records = int(round((n_data * plan.query_splits).sum()))
+    info.query_records = int(round(n_query.sum()))
+    info.query_rows = int(round(n_qrows))
+    info.max_cell_rows = int(round(n_data.max(initial=0)))
     info.seconds["cell stats"] = time.perf_counter() - t0
     payload = _JoinPayload(
         n_features, dtype, exact, quantizer, knn.join_nprobe, k, knn.rerank_extra, mask,
@@ -812,10 +864,12 @@ def knn_join(
     base = max(1, engine.num_partitions(table))
     # Query records: at most one per probed bucket, usually far fewer (one per group).
     n_records = info.data_records + int((n_query * plan.data_splits).sum())
-    parts = min(plan.n_buckets, max(base, math.ceil(n_records / ROWS_PER_PARTITION)))
+    # The groups must not depend on the input partitioning (a search block is a group's
+    # queries of one home cell).
+    parts = min(plan.n_buckets, max(MIN_GROUPS, math.ceil(n_records / ROWS_PER_PARTITION)))
     payload = replace(payload, bucket_group=_bucket_groups(quantizer, plan, parts, seed))
     handle = engine.broadcast(payload)
-    records = engine.map_partitions(table, _replicate, handle, _records_meta(n_features, dtype))
+    records = engine.map_partitions(table, _replicate, handle, _records_meta(payload))
     partial = engine.shuffle_map(records, PART, _search_buckets, handle, _partial_meta(), parts)
     n_edges = info.query_records * (k + 1)
     parts = max(base, math.ceil(n_edges / ROWS_PER_PARTITION))
