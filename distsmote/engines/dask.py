@@ -53,6 +53,36 @@ def _run_partition(pdf: pd.DataFrame, fn: PartitionFn, payload: Any, dtypes: pd.
     return conform_pandas(fn(pdf, payload, _task_threads()), dtypes)
 
 
+def _sorted_keys(parts: list[pd.Series]) -> np.ndarray:
+    arrays = [p.to_numpy(np.int64) for p in parts]
+    return np.unique(np.concatenate(arrays)) if arrays else np.empty(0, np.int64)
+
+
+def _drop_keys(pdf: pd.DataFrame, on: str, keyset: np.ndarray) -> pd.DataFrame:
+    values = pdf[on].to_numpy(np.int64)
+    pos = np.minimum(np.searchsorted(keyset, values), max(len(keyset) - 1, 0))
+    hit = (keyset[pos] == values) if len(keyset) else np.zeros(len(values), bool)
+    return pdf.loc[~hit]
+
+
+def _client():
+    """The current distributed client, if any."""
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _check_small(n_rows: int, max_rows: int) -> None:
+    if n_rows > max_rows:
+        raise RuntimeError(
+            f"Refusing to collect more than {max_rows} rows to the client (got {n_rows}); "
+            "this is a bug in distsmote's planning, please report it."
+        )
+
+
 def _add_column(pdf: pd.DataFrame, name: str, fn: ColumnFn, payload: Any) -> pd.DataFrame:
     return pdf.assign(**{name: np.asarray(fn(pdf, payload), dtype=np.int64)})
 
@@ -112,9 +142,28 @@ class DaskEngine(Engine):
         return out.reset_index().sort_values(by, ignore_index=True)
 
     def collect_small(self, frame, max_rows: int) -> pd.DataFrame:
-        out = frame.compute()  # a sample: small by construction, checked below
-        if len(out) > max_rows:
-            raise RuntimeError(f"Refusing to collect {len(out)} rows (limit {max_rows}).")
+        parts = frame.to_delayed()
+        client = _client()
+        if client is None:  # no distributed client: the local schedulers
+            out = pd.concat(dask.compute(*parts), ignore_index=True) if parts else frame._meta
+            _check_small(len(out), max_rows)
+            return out.reset_index(drop=True)
+        # Partitions arrive one by one; stop as soon as the total is too large.
+        from distributed import as_completed
+
+        futures = client.compute(parts)
+        index = {f.key: i for i, f in enumerate(futures)}
+        got: dict[int, pd.DataFrame] = {}
+        total = 0
+        try:
+            for future in as_completed(futures):
+                pdf = future.result()
+                total += len(pdf)
+                _check_small(total, max_rows)
+                got[index[future.key]] = pdf
+        finally:
+            client.cancel(futures)
+        out = pd.concat([got[i] for i in sorted(got)], ignore_index=True) if got else frame._meta
         return out.reset_index(drop=True)
 
     def add_column(self, frame, name: str, fn: ColumnFn, handle):
@@ -122,10 +171,11 @@ class DaskEngine(Engine):
         return frame.map_partitions(_add_column, name, fn, handle, meta=meta)
 
     def anti_join(self, frame, keys, on: str):
-        hit = "__distsmote_hit__"
-        marked = keys[[on]].assign(**{hit: True})
-        joined = frame.merge(marked, on=on, how="left")
-        return joined[joined[hit].isna()].drop(columns=[hit])
+        # A broadcast anti-join: the key set is assembled on a worker (one task of the
+        # graph, never on the client) and every partition of ``frame`` is filtered
+        # against it, so the large frame is never shuffled.
+        keyset = dask.delayed(_sorted_keys, pure=True)(keys[on].to_delayed())
+        return frame.map_partitions(_drop_keys, on, keyset, meta=frame._meta)
 
     def drop(self, frame, columns):
         return frame.drop(columns=list(columns))

@@ -106,9 +106,11 @@ class LocalEngine(Engine):
     def num_partitions(self, frame: pd.DataFrame) -> int:
         return 1
 
-    def _run_parts(self, parts: list[pd.DataFrame], fn: PartitionFn, handle, meta) -> pd.DataFrame:
-        # One part per core, one FAISS thread each (numpy and FAISS release the GIL).
-        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+    def _run_parts(
+        self, parts: list[pd.DataFrame], fn: PartitionFn, handle, meta, workers: int | None = None
+    ) -> pd.DataFrame:
+        # One thread per core, one FAISS thread each (numpy and FAISS release the GIL).
+        with ThreadPoolExecutor(max_workers=max(1, min(len(parts), workers or len(parts)))) as pool:
             outs = list(pool.map(lambda p: conform_pandas(fn(p, handle, 1), meta.dtypes), parts))
         return pd.concat(outs, ignore_index=True) if outs else meta
 
@@ -119,13 +121,18 @@ class LocalEngine(Engine):
         return self._run_parts(parts, fn, handle, meta)
 
     def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions) -> pd.DataFrame:
-        n = max(1, min(os.cpu_count() or 1, len(frame) // 10_000))
+        cores = os.cpu_count() or 1
+        n = max(1, min(4 * cores, len(frame) // 10_000))
         if n == 1:
             return self._run_parts([frame], fn, handle, meta)
-        # Split by a hash of the key so each part holds complete groups.
+        # Split by a hash of the key so each part holds complete groups; a few parts per
+        # core let the pool balance uneven parts.
         keys = frame[by].to_numpy(np.int64).view(np.uint64)
         part = (mix64(keys) % np.uint64(n)).astype(np.int64)
-        return self._run_parts([frame.loc[part == i] for i in range(n)], fn, handle, meta)
+        order = np.argsort(part, kind="stable")
+        cuts = np.searchsorted(part[order], np.arange(n + 1))
+        parts = [frame.iloc[order[a:b]] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+        return self._run_parts(parts, fn, handle, meta, workers=cores)
 
     def aggregate(self, frame: pd.DataFrame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
         return frame.groupby(by, sort=True).agg(aggs).reset_index()

@@ -41,11 +41,10 @@ class KnnConfig:
     rerank_extra : int, default=8
         Extra candidates fetched beyond ``k + 1`` and re-ranked with exact float64
         distances, so that float32 and BLAS rounding cannot flip a near-tie.
-    join_nprobe : int, default=16
+    join_nprobe : int, default=8
         Approximate kNN join (cleaning samplers): nearest cells each row is searched in,
-        among ``nlist`` k-means cells over all rows (default ``N / 128`` cells, at most
-        32 768, so the work per query does not grow with ``N``).  Rows with the same
-        home cell are searched together against the union of their cells.
+        among ``nlist`` k-means cells over all rows (default ``N / 2048`` cells, so the
+        work per query does not grow with ``N``).
     """
 
     method: Method = "auto"
@@ -58,7 +57,7 @@ class KnnConfig:
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
     rerank_extra: int = 8
-    join_nprobe: int = 16
+    join_nprobe: int = 8
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:

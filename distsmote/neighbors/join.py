@@ -10,21 +10,25 @@ shuffle).
 Plan (the driver only ever sees a sample, the centroids and per-cell counts):
 
 1. *Sample.*  Rows whose key hash falls below a threshold: deterministic, independent of
-   partitioning.  FAISS k-means on it (canonical key order) gives ``C ≈ √N`` centroids,
-   which are broadcast.
-2. *Cell statistics.*  One map + grouped reduction: rows, query probes and radius per
-   cell.  Cells holding too many rows or queries are split into a grid of buckets.
+   partitioning.  FAISS k-means on it (canonical key order) gives the cells: ``N / 128``
+   of them in approximate mode (two-level above 256 cells, see
+   :mod:`distsmote.neighbors.cells`), ``2·∛N`` in exact mode.  The centroids are
+   broadcast.
+2. *Cell counts.*  Rows and query probes per cell, estimated from the sample in
+   approximate mode; exact mode makes one map + grouped reduction, which also measures
+   each cell's radius.  Cells holding too many rows or queries are split into a grid
+   of buckets.
 3. *Replicate.*  Each row goes to its home cell's bucket as data.  Each query row probes
-   its ``nprobe`` nearest cells (approximate mode) or every cell that may hold one of
-   its true neighbours (exact mode, see :mod:`distsmote.neighbors.cells`).  Buckets are
-   grouped by centroid proximity (k-means over the centroids), and a query is copied
-   once per *group* it probes, not once per cell.
-4. *Search.*  Shuffle by group; the task recomputes each query's probes (a pure
-   function of the row and the broadcast centroids) and searches each bucket exactly
-   (FAISS flat candidates re-ranked with float64 distances, brute force whenever
-   float32 rounding could have hidden a tie), then keeps each query's top-k over its
-   buckets in this task (a combiner).
-5. *Merge.*  Shuffle by query key; keep the k nearest over all tasks.
+   its ``nprobe`` nearest cells (approximate mode; the probes travel with the record) or
+   every cell that may hold one of its true neighbours (exact mode, see
+   :mod:`distsmote.neighbors.cells`).  Buckets are grouped by centroid proximity
+   (k-means over the centroids, a group count that depends on the data size only),
+   and a query is copied once per *group* it probes, not once per cell.
+4. *Search.*  Shuffle by group.  Each bucket is searched with one FAISS flat search
+   for the queries probing it, re-ranked with float64 distances, with float64 brute
+   force wherever float32 rounding could have hidden a tie; each query keeps its k
+   nearest over the task's buckets.
+5. *Merge.*  Shuffle by query key; keep the k nearest over all groups.
 
 Ties are broken by key everywhere, so the result does not depend on partitioning,
 batch sizes or thread counts.  Duplicates follow :mod:`distsmote.neighbors.keys`: a row
@@ -73,7 +77,7 @@ MAX_BUCKET_ROWS = 100_000
 BOUND_ROWS_PER_CELL = 256
 BOUND_SAMPLE_ROWS = 100_000
 #: Largest quantizer training sample (rows collected to the driver).
-MAX_TRAIN_ROWS = 500_000
+MAX_TRAIN_ROWS = 600_000
 #: Approximate mode: sample rows used to estimate per-cell row and probe counts.
 ESTIMATE_ROWS = 50_000
 #: Blocks this small (data × queries) are searched by float64 brute force.
@@ -81,7 +85,7 @@ _BRUTE_PAIRS = 20_000
 #: Fewest shuffle groups of the search step (parallelism on small inputs).
 MIN_GROUPS = 4
 #: Target rows per shuffle partition.
-ROWS_PER_PARTITION = 500_000
+ROWS_PER_PARTITION = 1_000_000
 #: Candidates fetched from FAISS beyond k + 1 in a bucket (a query whose candidates
 #: could hide a tie or a closer row is searched again by brute force, so this only
 #: trades FAISS time against re-searches).
@@ -190,8 +194,9 @@ def pair_d2(xq: np.ndarray, xd: np.ndarray) -> np.ndarray:
     same pair compares equal wherever it is evaluated.
     """
     out = np.zeros(xd.shape[:2])
+    cols = np.moveaxis(xd, 2, 0).copy()  # one contiguous (n, w) slice per feature
     for j in range(xq.shape[1]):
-        out += (xd[:, :, j] - xq[:, None, j]) ** 2
+        out += (cols[j] - xq[:, None, j]) ** 2
     return out
 
 
@@ -424,8 +429,9 @@ def _replicate(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame
     d_bucket = off[home[dr]] + i_home[dr] * sq[home[dr]] + dj
     # Query records: one per (query, group).
     r, b = _pair_buckets(plan, keys, qr, qc)
-    pairs = np.unique(np.stack([r, p.bucket_group[b]], axis=1), axis=0) if len(r) else np.empty((0, 2), np.int64)
-    r, g = pairs[:, 0], pairs[:, 1]
+    n_groups = int(p.bucket_group.max(initial=0)) + 1
+    pair = np.unique(r * n_groups + p.bucket_group[b])
+    r, g = pair // n_groups, pair % n_groups
     r_pos = np.searchsorted(np.flatnonzero(is_query), r)  # row of r among the queries
     rows = np.concatenate([dr, r])
     out = pd.DataFrame(x[rows].astype(p.dtype), columns=feature_names(p.n_features))
@@ -459,44 +465,31 @@ def _records_meta(p: _JoinPayload) -> pd.DataFrame:
     return meta
 
 
-def _dedupe(keys: np.ndarray, *arrays: np.ndarray, mult: np.ndarray | None = None):
-    """Rows sorted by key → one row per key (multiplicities summed)."""
-    if len(keys) == 0:
-        return (keys, *arrays, mult)
-    start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    out = [keys[start], *[a[start] for a in arrays]]
-    out.append(np.add.reduceat(mult, start) if mult is not None else None)
-    return tuple(out)
-
-
 def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
-    """Search the buckets of this partition's groups for the queries sent to them and
-    keep each query's k nearest per group.
+    """Search every bucket of this partition for the queries that probe it, keeping each
+    query's k nearest over those buckets (a combiner before the merge shuffle).
 
-    Queries are searched in *blocks*: the queries of one group with the same home cell.
-    A block is searched against the union of the buckets its queries probe (in that
-    group) with one FAISS flat (BLAS) search, centred on the block, so every query sees
-    at least its own probes.  A block is a pure function of the data and the broadcast
-    plan, never of the partitioning, so the result is deterministic.  Candidates are
-    re-ranked with exact float64 distances (ties by key); a query whose list could hide
-    a tie or a closer row is searched again by float64 brute force over the block.
+    Each bucket is one FAISS flat (BLAS) search of the queries probing it, centred on
+    the bucket; candidates are re-ranked with exact float64 distances (ties by key), and
+    a query whose list could hide a tie or a closer row is searched again by float64
+    brute force over the bucket.  A running top-k per query (fixed shape) merges the
+    buckets.
     """
     x, keys, cls, mult = _table_arrays(pdf, p.n_features)
     bucket = pdf[BUCKET].to_numpy(dtype=np.int64)
-    group = pdf[PART].to_numpy(dtype=np.int64)
     is_data = pdf[IS_DATA].to_numpy(dtype=bool)
     bound = pdf[BOUND].to_numpy(dtype=np.float64)
     # Data, by (bucket, key); copies of a row from several input partitions are merged.
     dm = np.flatnonzero(is_data)
     dm = dm[np.lexsort((keys[dm], bucket[dm]))]
-    # Queries, one per (group, key) (copies from several input partitions are merged).
+    # Queries, one per key (a query reaches a partition once per group it probes).
     qm = np.flatnonzero(~is_data)
-    qm = qm[np.lexsort((keys[qm], group[qm]))]
+    qm = qm[np.argsort(keys[qm], kind="stable")]
     if len(dm) == 0 or len(qm) == 0:
         return _partial_meta()
-    gq, kq = group[qm], keys[qm]
-    first = np.flatnonzero(np.r_[True, (gq[1:] != gq[:-1]) | (kq[1:] != kq[:-1])])
-    qm, gq, kq = qm[first], gq[first], kq[first]
+    kq = keys[qm]
+    first = np.flatnonzero(np.r_[True, kq[1:] != kq[:-1]])
+    qm, kq = qm[first], kq[first]
     xq, cq, bq = x[qm], cls[qm], bound[qm]
     db, kd = bucket[dm], keys[dm]
     first = np.flatnonzero(np.r_[True, (db[1:] != db[:-1]) | (kd[1:] != kd[:-1])])
@@ -506,43 +499,48 @@ def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.Data
     starts = np.flatnonzero(np.r_[True, db[1:] != db[:-1]])
     present = db[starts]
     ends = np.r_[starts[1:], len(db)]
-    # The buckets each query probes (recomputed: a pure function of the row), kept if
-    # they belong to the query's group.  Exact mode widens the bounds so this is a
-    # superset of the probes the records were sent for.
+    # The buckets each query probes, kept if their data is here: carried by the record
+    # (approximate mode) or recomputed, a pure function of the row (exact mode, with the
+    # bounds widened so this is a superset of the probes the records were sent for).
     names = _probe_names(p)
     if names:
         probes = pdf[names].to_numpy(np.int64)[qm]
-        home = probes[:, 0]
         qr, qc = np.repeat(np.arange(len(kq)), probes.shape[1]), probes.reshape(-1)
     else:
-        home, qr, qc, _ = _probe_pairs(p, xq, kq, np.ones(len(kq), bool), threads, True, upper=bq, slack=1.0 + 1e-6)
+        _, qr, qc, _ = _probe_pairs(p, xq, kq, np.ones(len(kq), bool), threads, True, upper=bq, slack=1.0 + 1e-6)
     qr, qb = _pair_buckets(p.plan, kq, qr, qc)
     slot = np.searchsorted(present, qb)
     here = (slot < len(present)) & (present[np.minimum(slot, len(present) - 1)] == qb)
-    here &= p.bucket_group[qb] == gq[qr]
     qr, slot = qr[here], slot[here]
-    # Blocks: (group, home cell) of the query; pairs ordered by block.
-    block = np.unique(np.stack([gq, home], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
-    order = np.lexsort((slot, block[qr]))
+    order = np.argsort(slot, kind="stable")
     qr, slot = qr[order], slot[order]
-    pb = block[qr]
-    cuts = np.flatnonzero(np.r_[True, pb[1:] != pb[:-1], True]) if len(pb) else np.array([0])
-    q_order = np.argsort(block, kind="stable")
-    q_cuts = np.searchsorted(block[q_order], np.arange(block.max(initial=-1) + 2))
+    cuts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1], True]) if len(slot) else np.array([0])
+    k = p.k
+    # Each (query, bucket) pair fills k columns of its query's row of candidates.
+    n_pairs = np.bincount(qr, minlength=len(kq))
+    width = int(n_pairs.max(initial=0))
+    by_query = np.argsort(qr, kind="stable")
+    col = np.empty(len(qr), dtype=np.int64)
+    col[by_query] = np.arange(len(qr)) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
+    rows = np.full((len(kq), width * k), -1, dtype=np.int64)
+    dist = np.full((len(kq), width * k), np.inf)
+    takes = np.zeros((len(kq), width * k), dtype=np.int64)
     set_threads(threads)
-    parts = []
     for a, e in zip(cuts[:-1], cuts[1:]):
-        b = pb[a]
-        qs = q_order[q_cuts[b] : q_cuts[b + 1]]
-        lists = np.unique(slot[a:e])
-        rows = np.concatenate([np.arange(starts[t], ends[t]) for t in lists])
-        # A row sits in several buckets of its cell when the cell's queries are split.
-        rows = rows[np.unique(kd[rows], return_index=True)[1]]
-        qi, di, d2, take = _search_block(xd[rows], kd[rows], md[rows], xq[qs], kq[qs], p.k, _BUCKET_EXTRA)
-        parts.append((qs[qi], rows[di], d2, take))
-    if not parts:
-        return _partial_meta()
-    qi, di, d2, take = (np.concatenate(c) for c in zip(*parts))
+        t = slot[a]
+        qs, cs = qr[a:e], col[a:e][:, None] * k + np.arange(k)
+        lo, hi = starts[t], ends[t]
+        ci, d2, take = _search_bucket(xd[lo:hi], kd[lo:hi], md[lo:hi], xq[qs], kq[qs], k, _BUCKET_EXTRA)
+        rows[qs[:, None], cs] = np.where(ci >= 0, ci + lo, -1)
+        dist[qs[:, None], cs] = d2
+        takes[qs[:, None], cs] = take
+    # Each query's k nearest over its buckets (a row is in one bucket per query).
+    key = np.where(rows >= 0, kd[np.maximum(rows, 0)], np.iinfo(np.int64).max)
+    order = np.lexsort((key, dist), axis=-1)
+    rows, dist, takes = (np.take_along_axis(v, order, axis=1) for v in (rows, dist, takes))
+    keep, take, _ = _take_k(takes, k)
+    qi, c = np.nonzero(keep)
+    di, d2, take = rows[qi, c], dist[qi, c], take[qi, c]
     # A candidate beyond the query's upper bound cannot be among its k nearest.
     near = d2 <= (bq[qi] * (1.0 + 1e-9)) ** 2
     qi, di, d2, take = qi[near], di[near], d2[near], take[near]
@@ -551,18 +549,20 @@ def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.Data
     )
 
 
-def _search_block(xd, kd, md, xq, kq, k, extra):
-    """Exact top-``k`` data rows of each query (multiplicities counted, never the query
-    itself); data rows sorted by key.
+def _search_bucket(xd, kd, md, xq, kq, k, extra):
+    """Exact top-``k`` of one bucket for each query (multiplicities counted, never the
+    query itself); data rows sorted by key.
 
-    Returns (query row, data row, exact squared distance, copies taken) per kept pair.
+    Returns ``(len(xq), k)`` arrays: data row (-1 = none), exact squared distance and
+    copies taken, kept entries first in (distance, key) order.
     """
-    import faiss
-
     n_d = len(xd)
     width = min(n_d, k + 1 + extra)
     if width == n_d or n_d * len(xq) <= _BRUTE_PAIRS:
-        return _brute_block(xd, kd, md, xq, kq, np.arange(len(xq)), k)
+        cand, d2 = _brute_candidates(xd, xq, min(n_d, k + 1))
+        return _compact(cand, d2, md, kd, kq, k)
+    import faiss
+
     center = xd.mean(0)
     xdc = np.ascontiguousarray(xd - center, dtype=np.float32)
     xqc = np.ascontiguousarray(xq - center, dtype=np.float32)
@@ -574,20 +574,35 @@ def _search_block(xd, kd, md, xq, kq, k, extra):
     order = np.lexsort((cand, d2), axis=-1)  # rows are sorted by key: ties by key
     cand = np.take_along_axis(cand, order, axis=1)
     d2 = np.take_along_axis(d2, order, axis=1)
-    keep, take, total = _take_k(md[cand] - (kd[cand] == kq[:, None]), k)
+    keep, _, total = _take_k(md[cand] - (kd[cand] == kq[:, None]), k)
     # Could a row FAISS left out (float32 rounding) tie with or beat a kept one?  Then
     # that query is searched again by float64 brute force.
     last = np.where(keep, d2, -np.inf).max(axis=1)
     norms = (xqc.astype(np.float64) ** 2).sum(1) + float((xdc.astype(np.float64) ** 2).sum(1).max())
     eta = 1e-5 * norms + 1e-300
-    unsafe = (last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < k)
-    good = np.flatnonzero(~unsafe)
-    qi, col = np.nonzero(keep[good])
-    out = [(good[qi], cand[good][qi, col], d2[good][qi, col], take[good][qi, col])]
-    bad = np.flatnonzero(unsafe)
+    bad = np.flatnonzero((last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < k))
     if len(bad):
-        out.append(_brute_block(xd, kd, md, xq[bad], kq[bad], bad, k))
-    return tuple(np.concatenate(parts) for parts in zip(*out))
+        bc, bd2 = _brute_candidates(xd, xq[bad], min(n_d, k + 1))
+        pad = cand.shape[1] - bc.shape[1]
+        cand[bad] = np.pad(bc, ((0, 0), (0, pad)), constant_values=0)
+        d2[bad] = np.pad(bd2, ((0, 0), (0, pad)), constant_values=np.inf)
+    return _compact(cand, d2, md, kd, kq, k)
+
+
+def _compact(cand, d2, md, kd, kq, k):
+    """Ordered candidates → the kept ones as ``(n, k)`` arrays (row -1 = none)."""
+    eff = np.where(np.isfinite(d2), md[cand] - (kd[cand] == kq[:, None]), 0)
+    keep, take, _ = _take_k(eff, k)
+    pos = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+    kept = np.take_along_axis(keep, pos, 1)
+    width = pos.shape[1]
+    row = np.where(kept, np.take_along_axis(cand, pos, 1), -1)
+    dd = np.where(kept, np.take_along_axis(d2, pos, 1), np.inf)
+    tt = np.where(kept, np.take_along_axis(take, pos, 1), 0)
+    if width < k:
+        pad = ((0, 0), (0, k - width))
+        row, dd, tt = np.pad(row, pad, constant_values=-1), np.pad(dd, pad, constant_values=np.inf), np.pad(tt, pad)
+    return row, dd, tt
 
 
 def _take_k(eff: np.ndarray, k: int):
@@ -599,52 +614,31 @@ def _take_k(eff: np.ndarray, k: int):
     return keep, take, cum[:, -1] if cum.shape[1] else np.zeros(len(eff), np.int64)
 
 
-def _brute_block(xd, kd, md, xq, kq, rows, k):
-    """Float64 brute force of queries against data rows sorted by key."""
-    width = min(len(xd), k + 1)
-    out = []
+def _brute_candidates(xd, xq, width):
+    """First ``width`` data rows of each query by (exact d², row); rows sorted by key."""
+    cand = np.empty((len(xq), width), dtype=np.int64)
+    d2 = np.empty((len(xq), width))
     step = max(1, 2_000_000 // max(1, len(xd)))
     for s in range(0, len(xq), step):
         full = _full_d2(xq[s : s + step], xd)
-        if width < len(xd):
-            # Every row tied with the width-th smallest distance is a candidate, so the
-            # stable sort below can break the ties by key (row order).
-            kth = np.partition(full, width - 1, axis=1)[:, width - 1 : width]
-            n_in = (full <= kth).sum(1)
-            m = int(n_in.max())
-            part = np.argpartition(full, m - 1, axis=1)[:, :m] if m < len(xd) else np.broadcast_to(np.arange(len(xd)), full.shape)
-            part = np.sort(part, axis=1)
-            pd2 = np.take_along_axis(full, part, axis=1)
-            o = np.argsort(pd2, axis=1, kind="stable")[:, :width]
-            cand = np.take_along_axis(part, o, axis=1)
-        else:
-            cand = np.argsort(full, axis=1, kind="stable")  # stable: ties by key
-        d2 = np.take_along_axis(full, cand, axis=1)
-        keep, take, _ = _take_k(md[cand] - (kd[cand] == kq[s : s + step, None]), k)
-        qi, col = np.nonzero(keep)
-        out.append((rows[s + qi], cand[qi, col], d2[qi, col], take[qi, col]))
-    return tuple(np.concatenate(parts) for parts in zip(*out))
+        order = np.argsort(full, axis=1, kind="stable")[:, :width]  # stable: ties by key
+        cand[s : s + step] = order
+        d2[s : s + step] = np.take_along_axis(full, order, axis=1)
+    return cand, d2
 
 
 def merge_partial(pdf: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Top-``k`` edges per query from partial candidates (complete per query).
-
-    A pair found by several search tasks is counted once, with the most copies any task
-    took (a task takes fewer only when it had fewer closer rows, so the largest count
-    is never short).
-    """
+    """Top-``k`` edges per query from partial candidates (complete per query)."""
     qkey = pdf["qkey"].to_numpy(np.int64)
     nkey = pdf["nkey"].to_numpy(np.int64)
     d2 = pdf["d2"].to_numpy(np.float64)
-    mult = pdf["mult"].to_numpy(np.int64)
-    order = np.lexsort((-mult, nkey, d2, qkey))
-    if len(order) == 0:
-        return edge_meta()
-    first = np.r_[True, (qkey[order][1:] != qkey[order][:-1]) | (nkey[order][1:] != nkey[order][:-1])]
-    order = order[first]
-    qkey, nkey, d2, mult = qkey[order], nkey[order], d2[order], mult[order]
+    order = np.lexsort((nkey, d2, qkey))
+    qkey, nkey, d2 = qkey[order], nkey[order], d2[order]
     qcls = pdf["qcls"].to_numpy(np.int32)[order]
     ncls = pdf["ncls"].to_numpy(np.int32)[order]
+    mult = pdf["mult"].to_numpy(np.int64)[order]
+    if len(qkey) == 0:
+        return edge_meta()
     start = np.flatnonzero(np.r_[True, qkey[1:] != qkey[:-1]])
     group = np.cumsum(np.r_[True, qkey[1:] != qkey[:-1]]) - 1
     cum = np.cumsum(mult)
@@ -864,8 +858,7 @@ def knn_join(
     base = max(1, engine.num_partitions(table))
     # Query records: at most one per probed bucket, usually far fewer (one per group).
     n_records = info.data_records + int((n_query * plan.data_splits).sum())
-    # The groups must not depend on the input partitioning (a search block is a group's
-    # queries of one home cell).
+    # Sized by the data alone, so task memory does not depend on the input partitioning.
     parts = min(plan.n_buckets, max(MIN_GROUPS, math.ceil(n_records / ROWS_PER_PARTITION)))
     payload = replace(payload, bucket_group=_bucket_groups(quantizer, plan, parts, seed))
     handle = engine.broadcast(payload)
