@@ -255,3 +255,22 @@ def test_two_level_quantizer_probes_are_near_and_batch_independent():
     true = np.argsort(d2, axis=1, kind="stable")[:, :8]
     overlap = np.mean([len(set(a) & set(b)) / 8 for a, b in zip(true, probes[:2000])])
     assert overlap >= 0.97, overlap
+
+
+def test_join_with_two_level_quantizer_is_deterministic_and_finds_neighbours():
+    X, y = make_classification(n_samples=12_000, n_features=6, n_informative=5, n_redundant=0, random_state=4)
+    frame = _frame(X, y)
+    knn = {"method": "ivf", "nlist": 300, "join_nprobe": 8}
+    edges, info = run_join(LocalEngine(), frame, 2, knn)
+    assert info.n_cells == 300
+    shuffled = frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    again, _ = run_join(LocalEngine(), shuffled, 2, knn)
+    pd.testing.assert_frame_equal(_sorted(edges), _sorted(again))
+    from sklearn.neighbors import NearestNeighbors
+
+    # make_classification rows are distinct: the true 2nd-neighbour distance bounds a hit.
+    dist, _ = NearestNeighbors(n_neighbors=3).fit(X).kneighbors(X)
+    kth = pd.Series(dist[:, 2], index=content_keys(X, np.searchsorted(np.unique(y), y)))
+    got = _sorted(edges)
+    recall = float((got["distance"].to_numpy() <= kth.reindex(got["qkey"]).to_numpy() * (1 + 1e-12)).mean())
+    assert recall >= 0.95, recall

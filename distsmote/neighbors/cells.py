@@ -106,6 +106,10 @@ def train_quantizer(
 ) -> Quantizer:
     """FAISS k-means on a sample already in canonical (key) order.
 
+    Up to ``FLAT_MAX_CELLS`` cells, one k-means.  Above, a two-level quantizer: ``√C``
+    coarse cells, then each coarse cell's sample rows split into fine cells in
+    proportion to its share of the sample; the fine cells are the join's cells.
+
     The result depends only on the sample rows and the seed: FAISS k-means is
     reproducible for a given input order and seed, whatever the thread count.
     """
