@@ -100,12 +100,18 @@ def test_exact_join_on_many_cells_with_split_cells():
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), k=st.integers(1, 5), nprobe=st.integers(1, 4))
-def test_approximate_edges_are_well_formed(seed, k, nprobe):
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 5), nprobe=st.integers(1, 4), max_bucket=st.sampled_from([7, 100_000]))
+def test_approximate_edges_are_well_formed(seed, k, nprobe, max_bucket):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(400, 3)).round(1)  # rounding makes duplicates
     y = rng.integers(0, 2, len(X))
-    edges, info = run_join(LocalEngine(), _frame(X, y), k, {"method": "ivf", "nlist": 12, "join_nprobe": nprobe})
+    knn = {"method": "ivf", "nlist": 12, "join_nprobe": nprobe}
+    with mock.patch.object(join, "MAX_BUCKET_ROWS", max_bucket):  # 7: every cell is split
+        edges, info = run_join(LocalEngine(), _frame(X, y), k, knn)
+    if max_bucket < 100_000:  # splitting cells into buckets never changes the result
+        assert info.n_buckets > info.n_cells
+        whole, _ = run_join(LocalEngine(), _frame(X, y), k, knn)
+        pd.testing.assert_frame_equal(_sorted(edges), _sorted(whole))
     assert info.mode == "approximate" and info.probes_per_query == nprobe
     e = _sorted(edges)
     keys, mult = np.unique(content_keys(X, y), return_counts=True)
