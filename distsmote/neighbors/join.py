@@ -10,7 +10,7 @@ shuffle).
 Plan (the driver only ever sees a sample, the centroids and per-cell counts):
 
 1. *Sample.*  Rows whose key hash falls below a threshold: deterministic, independent of
-   partitioning.  FAISS k-means on it (canonical key order) gives the cells: ``N / 128``
+   partitioning.  FAISS k-means on it (canonical key order) gives the cells: ``N / 2048``
    of them in approximate mode (two-level above 256 cells, see
    :mod:`distsmote.neighbors.cells`), ``2·∛N`` in exact mode.  The centroids are
    broadcast.
@@ -80,7 +80,7 @@ BOUND_SAMPLE_ROWS = 100_000
 MAX_TRAIN_ROWS = 600_000
 #: Approximate mode: sample rows used to estimate per-cell row and probe counts.
 ESTIMATE_ROWS = 50_000
-#: Blocks this small (data × queries) are searched by float64 brute force.
+#: Buckets this small (data × queries) are searched by float64 brute force.
 _BRUTE_PAIRS = 20_000
 #: Fewest shuffle groups of the search step (parallelism on small inputs).
 MIN_GROUPS = 4
@@ -298,27 +298,24 @@ def _probe_names(p: _JoinPayload) -> list[str]:
 
 
 def _cell_stats(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
+    """Exact mode: rows, query rows, radius and largest norm per cell of a partition."""
     x, keys, cls, _ = _table_arrays(pdf, p.n_features)
     q = p.quantizer
-    # The probes need the radii measured here; they are estimated from the sample.
     home, _ = exact_home(q, x)
-    cells = np.empty(0, np.int64)
     xc = x - q.center
     hd2 = ((xc - q.centroids[home]) ** 2).sum(1) + q.slack(xc)
     C = q.n_cells
     n_data = np.bincount(home, minlength=C)
-    n_query = np.bincount(cells, minlength=C)
     n_qrows = np.bincount(home[p.query_mask[cls]], minlength=C)
     r2 = np.zeros(C)
     np.maximum.at(r2, home, hd2)
     xn2 = np.zeros(C)
     np.maximum.at(xn2, home, (xc * xc).sum(1))
-    live = np.flatnonzero((n_data > 0) | (n_query > 0))
+    live = np.flatnonzero(n_data > 0)
     return pd.DataFrame(
         {
             "cell": live.astype(np.int64),
             "n_data": n_data[live].astype(np.int64),
-            "n_query": n_query[live].astype(np.int64),
             "n_qrows": n_qrows[live].astype(np.int64),
             "r2": r2[live],
             "xn2": xn2[live],
@@ -351,7 +348,7 @@ def _measure_cells(engine: Engine, table: Any, p: _JoinPayload, sample: pd.DataF
     stats = engine.aggregate(
         engine.map_partitions(table, _cell_stats, engine.broadcast(p), _stats_meta()),
         "cell",
-        {"n_data": "sum", "n_query": "sum", "n_qrows": "sum", "r2": "max", "xn2": "max"},
+        {"n_data": "sum", "n_qrows": "sum", "r2": "max", "xn2": "max"},
     )
     q = p.quantizer
     C = q.n_cells
@@ -390,7 +387,6 @@ def _stats_meta() -> pd.DataFrame:
         {
             "cell": np.array([], np.int64),
             "n_data": np.array([], np.int64),
-            "n_query": np.array([], np.int64),
             "n_qrows": np.array([], np.int64),
             "r2": np.array([], np.float64),
             "xn2": np.array([], np.float64),
@@ -472,8 +468,8 @@ def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.Data
     Each bucket is one FAISS flat (BLAS) search of the queries probing it, centred on
     the bucket; candidates are re-ranked with exact float64 distances (ties by key), and
     a query whose list could hide a tie or a closer row is searched again by float64
-    brute force over the bucket.  A running top-k per query (fixed shape) merges the
-    buckets.
+    brute force over the bucket.  Each (query, bucket) pair fills ``k`` columns of the
+    query's row in fixed-shape arrays, and one sort per row merges the buckets.
     """
     x, keys, cls, mult = _table_arrays(pdf, p.n_features)
     bucket = pdf[BUCKET].to_numpy(dtype=np.int64)
