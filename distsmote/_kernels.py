@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from distsmote._plan import Task
+from distsmote.engines.base import empty_frame
 from distsmote._random import draw_integers, draw_uniform, stream_key
 from distsmote.neighbors.index import ShippedIndex, search_neighbors
 
@@ -76,7 +77,7 @@ ROW_KEY = "__distsmote_row_key__"
 
 
 def removed_meta() -> pd.DataFrame:
-    return pd.DataFrame({ROW_KEY: np.array([], np.int64)})
+    return empty_frame({ROW_KEY: np.int64})
 
 
 def _groups(qkey: np.ndarray) -> np.ndarray:
@@ -125,15 +126,7 @@ def tomek_edges(edges: pd.DataFrame, args: Any) -> pd.DataFrame:
 
 
 def tomek_edges_meta() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "pair": np.array([], np.int64),
-            "qkey": np.array([], np.int64),
-            "qcls": np.array([], np.int32),
-            "nkey": np.array([], np.int64),
-            "ncls": np.array([], np.int32),
-        }
-    )
+    return empty_frame({"pair": np.int64, "qkey": np.int64, "qcls": np.int32, "nkey": np.int64, "ncls": np.int32})
 
 
 def tomek_links(pdf: pd.DataFrame, targeted: np.ndarray, threads: int) -> pd.DataFrame:

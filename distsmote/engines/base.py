@@ -172,3 +172,8 @@ def conform_pandas(pdf: pd.DataFrame, dtypes: pd.Series) -> pd.DataFrame:
         if dt is not None and dt.kind in "iu" and pdf[name].dtype.kind == "f":
             pdf[name] = np.trunc(pdf[name].to_numpy())  # nullable Int64 refuses fractions
     return pdf.astype(dtypes.to_dict())
+
+
+def empty_frame(dtypes: dict[str, Any]) -> pd.DataFrame:
+    """An empty frame with these columns and dtypes (the ``meta`` of a partition function)."""
+    return pd.DataFrame({name: np.array([], dtype) for name, dtype in dtypes.items()})

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distsmote.engines.base import Engine
+from distsmote.engines.base import Engine, empty_frame
 from distsmote.neighbors.cells import (
     BucketPlan,
     Quantizer,
@@ -100,35 +100,19 @@ def feature_names(n_features: int) -> list[str]:
 
 def table_meta(n_features: int, dtype: Any) -> pd.DataFrame:
     """Empty frame with the columns and dtypes of a join table."""
-    cols = {KEY: np.array([], np.int64), CLS: np.array([], np.int32), MULT: np.array([], np.int64)}
-    cols.update({f: np.array([], dtype) for f in feature_names(n_features)})
-    return pd.DataFrame(cols)
+    return empty_frame({KEY: np.int64, CLS: np.int32, MULT: np.int64, **{f: dtype for f in feature_names(n_features)}})
 
 
 def edge_meta() -> pd.DataFrame:
     """Empty frame with the columns and dtypes of an edge table."""
-    return pd.DataFrame(
-        {
-            "qkey": np.array([], np.int64),
-            "qcls": np.array([], np.int32),
-            "rank": np.array([], np.int32),
-            "nkey": np.array([], np.int64),
-            "ncls": np.array([], np.int32),
-            "distance": np.array([], np.float64),
-        }
+    return empty_frame(
+        {"qkey": np.int64, "qcls": np.int32, "rank": np.int32, "nkey": np.int64, "ncls": np.int32, "distance": np.float64}
     )
 
 
 def _partial_meta() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "qkey": np.array([], np.int64),
-            "qcls": np.array([], np.int32),
-            "nkey": np.array([], np.int64),
-            "ncls": np.array([], np.int32),
-            "d2": np.array([], np.float64),
-            "mult": np.array([], np.int64),
-        }
+    return empty_frame(
+        {"qkey": np.int64, "qcls": np.int32, "nkey": np.int64, "ncls": np.int32, "d2": np.float64, "mult": np.int64}
     )
 
 
@@ -383,15 +367,7 @@ def _estimate_cells(p: _JoinPayload, sample: pd.DataFrame, n_rows: int):
 
 
 def _stats_meta() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "cell": np.array([], np.int64),
-            "n_data": np.array([], np.int64),
-            "n_qrows": np.array([], np.int64),
-            "r2": np.array([], np.float64),
-            "xn2": np.array([], np.float64),
-        }
-    )
+    return empty_frame({"cell": np.int64, "n_data": np.int64, "n_qrows": np.int64, "r2": np.float64, "xn2": np.float64})
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -448,17 +424,14 @@ def _replicate(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame
 
 
 def _records_meta(p: _JoinPayload) -> pd.DataFrame:
-    n_features, dtype = p.n_features, p.dtype
-    meta = table_meta(n_features, dtype)
-    meta.insert(0, IS_QUERY, np.array([], bool))
-    meta.insert(0, IS_DATA, np.array([], bool))
-    meta.insert(0, BOUND, np.array([], np.float64))
-    meta = meta[[KEY, CLS, MULT, IS_DATA, IS_QUERY, BOUND, *feature_names(n_features)]]
-    meta.insert(0, BUCKET, np.array([], np.int64))
-    meta.insert(0, PART, np.array([], np.int64))
-    for name in _probe_names(p):
-        meta[name] = np.array([], np.int32)
-    return meta
+    return empty_frame(
+        {
+            PART: np.int64, BUCKET: np.int64, KEY: np.int64, CLS: np.int32, MULT: np.int64,
+            IS_DATA: bool, IS_QUERY: bool, BOUND: np.float64,
+            **{f: p.dtype for f in feature_names(p.n_features)},
+            **{name: np.int32 for name in _probe_names(p)},
+        }
+    )
 
 
 def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.DataFrame:
