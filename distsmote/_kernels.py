@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._faults import fault_point
 from distsmote._plan import Task
 from distsmote.engines.base import empty_frame
 from distsmote._random import draw_integers, draw_uniform, stream_key
@@ -48,6 +49,7 @@ def smote_task(task: Task, payload: SmotePayload, threads: int) -> pd.DataFrame:
     ``k`` nearest other rows of ``x_i`` and ``u ∈ [0, 1)``, both from the counter-based
     stream keyed by ``(seed, class, i, j)``.
     """
+    fault_point("generate")
     plan = payload.classes[task.class_pos]
     counts = plan.children[task.start : task.stop]
     seeds = np.arange(task.start, task.stop)

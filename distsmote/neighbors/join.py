@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._faults import fault_point
 from distsmote.engines.base import Engine, empty_frame
 from distsmote.neighbors.cells import (
     BucketPlan,
@@ -444,6 +445,7 @@ def _search_buckets(pdf: pd.DataFrame, p: _JoinPayload, threads: int) -> pd.Data
     brute force over the bucket.  Each (query, bucket) pair fills ``k`` columns of the
     query's row in fixed-shape arrays, and one sort per row merges the buckets.
     """
+    fault_point("join.search")
     x, keys, cls, mult = _table_arrays(pdf, p.n_features)
     bucket = pdf[BUCKET].to_numpy(dtype=np.int64)
     is_data = pdf[IS_DATA].to_numpy(dtype=bool)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from distsmote._faults import fault_point
 from distsmote._kernels import ClassPlan, SmotePayload, smote_task
 from distsmote._plan import allocate_children, canonical_order, plan_tasks
 from distsmote._random import resolve_seed
@@ -94,6 +95,7 @@ class SMOTE(BaseSampler):
 
     def _plan(self, engine, frame, label, indicator, features, active, k, knn, seed):
         """Collect the classes to oversample, order them, allocate children, build indexes."""
+        fault_point("plan")
         t0 = time.perf_counter()
         rows = engine.collect_rows(frame, label, list(active), [*features, label])
         dtypes = {numeric_dtype(t) for t in rows[features].dtypes}
