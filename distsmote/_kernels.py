@@ -20,18 +20,51 @@ from distsmote.neighbors.index import ShippedIndex, search_neighbors
 
 
 @dataclass(frozen=True)
+class Neighbours:
+    """Precomputed neighbours of a class's rows among *all* classes (Borderline-SMOTE-2).
+
+    Attributes
+    ----------
+    rows : ndarray of shape (n_rows, k), int64
+        For each canonical row with children, positions in ``pool`` of its ``k``
+        nearest rows over all classes (``-1`` pads a short list); unused for other rows.
+    count : ndarray of shape (n_rows,), int64
+        Valid entries of each row of ``rows``.
+    pool : ndarray of shape (n_pool, d)
+        The neighbour points.
+    same : ndarray of shape (n_pool,), bool
+        Whether a pool point belongs to the class being oversampled.
+    """
+
+    rows: np.ndarray
+    count: np.ndarray
+    pool: np.ndarray
+    same: np.ndarray
+
+
+@dataclass(frozen=True)
 class ClassPlan:
-    """Everything a worker needs to generate one class's synthetic rows."""
+    """Everything a worker needs to generate one class's synthetic rows.
+
+    The allocation (``children``) is an input: even for SMOTE, weighted for ADASYN,
+    the danger rows only for Borderline-SMOTE.  Neighbours come from ``index`` (the
+    class's own rows) or, when ``neighbours`` is given, from that precomputed table.
+    """
 
     value: Any
     points: np.ndarray  # canonical order; float32 if every feature is float32, else float64
     children: np.ndarray  # children per canonical row
-    index: ShippedIndex
+    index: ShippedIndex | None
+    neighbours: Neighbours | None = None
 
 
 @dataclass(frozen=True)
 class SmotePayload:
-    """The broadcast object: one plan per oversampled class."""
+    """The broadcast object: one plan per oversampled class.
+
+    ``other_step`` scales the step toward a neighbour of another class (Borderline-
+    SMOTE-2 draws it uniformly from ``[0, other_step)``).
+    """
 
     features: tuple[str, ...]
     label: str
@@ -40,6 +73,28 @@ class SmotePayload:
     k: int
     seed: int
     rerank_extra: int
+    other_step: float = 0.5
+
+
+def _partners(plan: ClassPlan, payload: SmotePayload, seeds: np.ndarray, rows: np.ndarray,
+              child: np.ndarray, class_pos: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """The partner point of each child and its extra step factor (1 within the class)."""
+    pick_key = stream_key(payload.seed, "neighbour", class_pos)
+    if plan.neighbours is None:
+        active = seeds[plan.children[seeds] > 0]
+        nbrs = search_neighbors(plan.index, plan.points, active, payload.k, payload.rerank_extra, threads)
+        slot = np.searchsorted(active, rows)
+        pick = draw_integers(pick_key, payload.k, rows, child)
+        return plan.points[nbrs[slot, pick]], np.ones(len(rows))
+    nb = plan.neighbours
+    high = nb.count[rows]
+    pick = np.minimum((draw_uniform(pick_key, rows, child) * high).astype(np.int64), high - 1)
+    target = nb.rows[rows, pick]
+    factor = np.where(
+        nb.same[target], 1.0,
+        payload.other_step * draw_uniform(stream_key(payload.seed, "other-step", class_pos), rows, child),
+    )
+    return nb.pool[target], factor
 
 
 def smote_task(task: Task, payload: SmotePayload, threads: int) -> pd.DataFrame:
@@ -47,22 +102,20 @@ def smote_task(task: Task, payload: SmotePayload, threads: int) -> pd.DataFrame:
 
     Child ``j`` of row ``i`` is ``x_i + u·(x_nn − x_i)`` where ``nn`` is drawn among the
     ``k`` nearest other rows of ``x_i`` and ``u ∈ [0, 1)``, both from the counter-based
-    stream keyed by ``(seed, class, i, j)``.
+    stream keyed by ``(seed, class, i, j)``.  Toward a neighbour of another class
+    (Borderline-SMOTE-2) the step is ``u·v`` with ``v ∈ [0, other_step)``.
     """
     fault_point("generate")
     plan = payload.classes[task.class_pos]
     counts = plan.children[task.start : task.stop]
     seeds = np.arange(task.start, task.stop)
-    nbrs = search_neighbors(
-        plan.index, plan.points, seeds, payload.k, payload.rerank_extra, threads
-    )
     rows = np.repeat(seeds, counts)
     offsets = np.repeat(np.cumsum(counts) - counts, counts)
     child = np.arange(len(rows)) - offsets
-    pick = draw_integers(stream_key(payload.seed, "neighbour", task.class_pos), payload.k, rows, child)
-    gap = draw_uniform(stream_key(payload.seed, "gap", task.class_pos), rows, child)
+    partner, factor = _partners(plan, payload, seeds, rows, child, task.class_pos, threads)
+    gap = draw_uniform(stream_key(payload.seed, "gap", task.class_pos), rows, child) * factor
     base = plan.points[rows]
-    diff = np.subtract(plan.points[nbrs[rows - task.start, pick]], base, dtype=np.float64)
+    diff = np.subtract(partner, base, dtype=np.float64)
     # Float64 arithmetic, one cast back to the points' dtype; column-major so that each
     # column below is a contiguous view, not a copy.
     values = np.asfortranarray(base + gap[:, None] * diff, dtype=plan.points.dtype)
@@ -149,3 +202,46 @@ def tomek_links(pdf: pd.DataFrame, targeted: np.ndarray, threads: int) -> pd.Dat
     rows = np.concatenate([first, first + 1])
     rows = rows[targeted[qcls[rows]]]
     return pd.DataFrame({ROW_KEY: np.sort(qkey[rows])})
+
+
+def neighbour_profile_meta(k_out: int) -> pd.DataFrame:
+    """Schema of :func:`neighbour_profile` with ``k_out`` neighbour columns."""
+    cols: dict[str, Any] = {"qkey": np.int64, "n_other": np.int32, "n_edges": np.int32}
+    cols.update({f"nkey{j}": np.int64 for j in range(k_out)})
+    cols.update({f"ncls{j}": np.int32 for j in range(k_out)})
+    return empty_frame(cols)
+
+
+def neighbour_profile(edges: pd.DataFrame, args: tuple[int, int]) -> pd.DataFrame:
+    """One row per query: its neighbourhood over all classes, reduced.
+
+    ``args = (m, k_out)``: ``n_other`` counts the neighbours of another class among the
+    first ``m`` (``n_edges`` of them were found), and, when ``k_out > 0``, the first
+    ``k_out`` neighbours' keys and class codes follow (``-1`` pads a short list).
+    ADASYN reads ``n_other`` as its weight; Borderline-SMOTE its danger test, and
+    Borderline-SMOTE-2 its neighbours.
+    """
+    m, k_out = args
+    edges = edges.sort_values(["qkey", "rank"], kind="stable")
+    qkey = edges["qkey"].to_numpy(np.int64)
+    if not len(qkey):
+        return neighbour_profile_meta(k_out)
+    rank = edges["rank"].to_numpy(np.int64)
+    other = edges["ncls"].to_numpy(np.int64) != edges["qcls"].to_numpy(np.int64)
+    start = _groups(qkey)
+    group = np.cumsum(np.r_[True, qkey[1:] != qkey[:-1]]) - 1
+    within = rank < m
+    out = {
+        "qkey": qkey[start],
+        "n_other": np.bincount(group, weights=other & within, minlength=len(start)).astype(np.int32),
+        "n_edges": np.bincount(group, weights=within, minlength=len(start)).astype(np.int32),
+    }
+    if k_out:
+        nkey = np.full((len(start), k_out), -1, np.int64)
+        ncls = np.full((len(start), k_out), -1, np.int32)
+        sel = rank < k_out
+        nkey[group[sel], rank[sel]] = edges["nkey"].to_numpy(np.int64)[sel]
+        ncls[group[sel], rank[sel]] = edges["ncls"].to_numpy(np.int32)[sel]
+        out.update({f"nkey{j}": nkey[:, j] for j in range(k_out)})
+        out.update({f"ncls{j}": ncls[:, j] for j in range(k_out)})
+    return pd.DataFrame(out)

@@ -37,17 +37,42 @@ def canonical_order(x: np.ndarray) -> np.ndarray:
     return np.lexsort(x.T[::-1])
 
 
-def allocate_children(n_rows: int, n_new: int, seed: int, class_pos: int) -> np.ndarray:
-    """Children per canonical row: ``n_new // n_rows`` each, plus one for a seeded subset.
+def allocate_children(
+    n_rows: int, n_new: int, seed: int, class_pos: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Children per canonical row, summing to exactly ``n_new``: largest remainder.
 
-    The ``n_new % n_rows`` rows that get one extra child are the rows with the smallest
-    hash of ``(seed, class, row)``, so the choice is uniform and reproducible.
+    Parameters
+    ----------
+    n_rows : int
+        Rows of the class, in canonical order.
+    n_new : int
+        Synthetic rows to make for the class.
+    seed, class_pos : int
+        Key of the tie-break stream.
+    weights : ndarray of int, optional
+        Non-negative integer weight of each row (``None``: all equal, SMOTE's even
+        spread).  Row ``i`` gets ``⌊n_new·w_i/W⌋`` children, and the rows with the
+        largest remainders ``n_new·w_i mod W`` one more each, ties broken by the
+        smallest hash of ``(seed, class, row)``, until the total is ``n_new``.  With
+        equal weights this is ``⌊N/m⌋`` each plus one for ``N mod m`` seeded rows.
+        Integer arithmetic throughout, so no rounding can change the total.
     """
-    base, extra = divmod(int(n_new), int(n_rows))
-    counts = np.full(n_rows, base, dtype=np.int64)
+    w = np.ones(n_rows, dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
+    if len(w) != n_rows or (w < 0).any() or (n_new > 0 and w.sum() == 0):
+        raise ValueError("weights must be n_rows non-negative integers, not all zero")
+    total = int(w.sum()) if n_rows else 1
+    if int(n_new) * int(w.max(initial=0)) < 2**62:
+        scaled = w * np.int64(n_new)
+    else:  # exact big-integer arithmetic, never reached at realistic sizes
+        scaled = w.astype(object) * int(n_new)
+    counts = (scaled // total).astype(np.int64)
+    extra = int(n_new) - int(counts.sum())
     if extra:
+        remainder = (scaled % total).astype(np.int64)
         bits = draw_bits(stream_key(seed, "allocate", class_pos), np.arange(n_rows))
-        counts[np.argpartition(bits, extra - 1)[:extra]] += 1
+        order = np.lexsort((bits, -remainder))  # largest remainder, then smallest hash
+        counts[order[:extra]] += 1
     return counts
 
 

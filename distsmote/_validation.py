@@ -69,6 +69,24 @@ def check_label_stats(stats: LabelStats, label: str) -> None:
         )
 
 
+def check_label_type(counts: Mapping[Any, int], label: str) -> None:
+    """Refuse a continuous label, with scikit-learn's wording.
+
+    A float label with any non-integral value is a regression target (scikit-learn's
+    ``type_of_target`` calls it ``'continuous'``): resampling it would treat every
+    value as its own class.
+    """
+    for value in counts:
+        if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+            raise DistSmoteInputError(
+                f"Unknown label type: continuous. Label column {label!r} holds "
+                f"non-integral floats such as {value!r}, and a sampler expects discrete "
+                "classes. Maybe you are trying to fit a classifier, which expects discrete "
+                "classes on a regression target with continuous values; bin or encode it "
+                "first."
+            )
+
+
 def check_class_sizes(counts: Mapping[Any, int], targets: Mapping[Any, int], k: int) -> None:
     """Each class to oversample needs more than ``k`` rows (imbalanced-learn's rule)."""
     for cls, n_new in targets.items():

@@ -156,7 +156,7 @@ def test_approximate_removals_close_to_exact():
     "sampler, match",
     [
         (TomekLinks(sampling_strategy=0.5), "ratio"),
-        (TomekLinks(sampling_strategy={0: 10}), "dict for cleaning"),
+        (TomekLinks(sampling_strategy={0: 10}), "The 'sampling_strategy' parameter of TomekLinks must be"),
         (TomekLinks(sampling_strategy="minority"), "minority"),
         (TomekLinks(sampling_strategy=[7]), "not present"),
         (EditedNearestNeighbours(kind_sel="any"), "kind_sel"),

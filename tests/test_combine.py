@@ -87,7 +87,7 @@ def test_wrong_component_types_are_named():
         SMOTETomek(tomek=EditedNearestNeighbours()).resample(frame, label="y")
     with pytest.raises(DistSmoteInputError, match="smote must be a distsmote SMOTE"):
         SMOTEENN(smote=TomekLinks()).resample(frame, label="y")
-    with pytest.raises(DistSmoteInputError, match="kind_sel"):
+    with pytest.raises(ValueError, match="kind_sel"):
         SMOTEENN(enn=EditedNearestNeighbours(kind_sel="x")).resample(frame, label="y")
 
 

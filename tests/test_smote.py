@@ -284,11 +284,11 @@ def test_small_class_error_names_class_and_count():
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"sampling_strategy": "majority"}, "cannot be used with over-sampler"),
-        ({"sampling_strategy": "everything"}, "When 'sampling_strategy' is a string, it needs to be one of"),
-        ({"k_neighbors": 0}, "k_neighbors must be an integer >= 1"),
+        ({"sampling_strategy": "majority"}, "The 'sampling_strategy' parameter of SMOTE must be"),
+        ({"sampling_strategy": "everything"}, "Got 'everything' instead"),
+        ({"k_neighbors": 0}, "The 'k_neighbors' parameter of SMOTE must be an int in the range [1, inf)"),
         ({"knn": {"method": "ivf", "nprobes": 3}}, "Unknown knn config key(s) ['nprobes']"),
-        ({"knn": "annoy"}, "knn method must be one of"),
+        ({"knn": "annoy"}, "The 'knn' parameter of SMOTE must be a str among"),
     ],
 )
 def test_bad_parameters(params, message):

@@ -146,7 +146,8 @@ class LocalEngine(Engine):
         return frame.assign(**{name: np.asarray(fn(frame, handle), dtype=np.int64)})
 
     def anti_join(self, frame: pd.DataFrame, keys: pd.DataFrame, on: str) -> pd.DataFrame:
-        return frame.loc[~frame[on].isin(keys[on].to_numpy())].reset_index(drop=True)
+        # The input's index is kept, so fit_resample can report the kept rows' positions.
+        return frame.loc[~frame[on].isin(keys[on].to_numpy())]
 
     def drop(self, frame: pd.DataFrame, columns) -> pd.DataFrame:
         return frame.drop(columns=list(columns))

@@ -1,39 +1,248 @@
-"""Shared sampler machinery: the two entry points and the sklearn estimator contract."""
+"""The sampler template: one life cycle for every sampler, on every engine.
+
+``resample(frame, label)`` (pandas, Dask or Spark) and ``fit_resample(X, y)`` (arrays,
+like imbalanced-learn) both run the same steps, in this order:
+
+1. validate the declared ``_parameter_constraints`` and the sampler's own cross-checks
+   (:meth:`BaseSampler._check_params`), before any pass over the data;
+2. describe the frame once (:func:`describe`): features, label, dtypes, class counts
+   and ``y`` when it is in memory, with every input check;
+3. resolve ``sampling_strategy`` by the sampler's ``_sampling_type``;
+4. set the fitted attributes, in one place;
+5. call ``_fit_resample(engine, frame, info, targets)``, the only method a sampler
+   writes.
+
+Combined samplers call :meth:`BaseSampler.run` (steps 3-5) on their components.
+"""
 
 from __future__ import annotations
 
 import logging
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin
+from sklearn.utils import InputTags, Tags, TargetTags
+from sklearn.utils._param_validation import Interval, StrOptions
 
+from distsmote._strategy import resolve_sampling_strategy, sorted_classes
+from distsmote._validation import (
+    DistSmoteInputError,
+    check_columns,
+    check_label_stats,
+    check_label_type,
+)
 from distsmote.engines import engine_for
 from distsmote.engines.base import Engine
+from distsmote.neighbors.config import KnnConfig
 
 logger = logging.getLogger("distsmote")
 
 _LABEL = "__distsmote_label__"
 
 
-class BaseSampler(BaseEstimator):
-    """Base class: ``fit_resample`` for arrays, ``resample`` for frames.
+# ----------------------------------------------------------------------- frame info
 
-    Subclasses implement ``_resample(engine, frame, label, indicator)``, written once
-    against the :class:`~distsmote.engines.base.Engine` primitives.
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What one description of a frame tells a sampler.
+
+    Attributes
+    ----------
+    label : str
+        The class column.
+    features : tuple of str
+        The feature columns, in frame order.
+    columns : dict
+        Every column with the numpy dtype of numeric columns (``None`` otherwise).
+    counts : dict
+        ``{class: rows}``.
+    y : array or None
+        The label column when it is already in driver memory (pandas input).
+    indicator : str or None
+        The synthetic-row indicator column requested by the caller.
+    indicator_present : bool
+        Whether the frame already carries the indicator column (inside a combined
+        sampler, after over-sampling).
     """
 
+    label: str
+    features: tuple[str, ...]
+    columns: Mapping[str, np.dtype | None]
+    counts: dict
+    y: Any = field(default=None, compare=False)
+    indicator: str | None = None
+    indicator_present: bool = False
+
+    @property
+    def classes(self) -> list:
+        """Classes in sorted order (the order of class codes)."""
+        return sorted_classes(self.counts)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the frame."""
+        return int(sum(self.counts.values()))
+
+    @property
+    def point_dtype(self) -> type:
+        """float32 when every feature is float32, else float64."""
+        f32 = np.dtype(np.float32)
+        return np.float32 if all(self.columns[f] == f32 for f in self.features) else np.float64
+
+    def oversampled(self, engine: Engine, frame: Any, n_new: Mapping[Any, int]) -> "FrameInfo":
+        """The description of ``frame`` after ``n_new`` rows were added per class."""
+        counts = {c: n + int(n_new.get(c, 0)) for c, n in self.counts.items()}
+        return replace(
+            self,
+            counts=counts,
+            y=engine.labels_in_memory(frame, self.label),
+            indicator_present=self.indicator is not None,
+        )
+
+
+def describe(engine: Engine, frame: Any, label: str, indicator: str | None = None) -> FrameInfo:
+    """Describe ``frame`` once, with every input check (one pass over the data).
+
+    Raises
+    ------
+    DistSmoteInputError
+        On a missing label, a non-numeric feature, missing labels, non-finite features
+        or a continuous label, naming the column.
+    """
+    columns = engine.columns(frame)
+    features = check_columns(columns, label, [indicator] if indicator else [])
+    stats = engine.label_stats(frame, label, features)
+    check_label_stats(stats, label)
+    check_label_type(stats.counts, label)
+    return FrameInfo(
+        label=label,
+        features=tuple(features),
+        columns=columns,
+        counts=dict(stats.counts),
+        y=engine.labels_in_memory(frame, label),
+        indicator=indicator,
+    )
+
+
+# ------------------------------------------------------------ parameter constraints
+
+#: Constraint of ``sampling_strategy`` for over-samplers (imbalanced-learn's).
+OVER_SAMPLING_STRATEGY = [
+    Interval(numbers.Real, 0, 1, closed="right"),
+    StrOptions({"auto", "minority", "not minority", "not majority", "all"}),
+    Mapping,
+    callable,
+]
+#: Constraint of ``sampling_strategy`` for cleaning samplers (imbalanced-learn's).
+CLEAN_SAMPLING_STRATEGY = [
+    Interval(numbers.Real, 0, 1, closed="right"),  # refused later, with imblearn's wording
+    StrOptions({"auto", "majority", "not minority", "not majority", "all"}),
+    list,
+    callable,
+]
+#: Constraint of ``knn``: a method name, a dict of :class:`KnnConfig` fields or one.
+KNN = [StrOptions({"auto", "exact", "ivf", "hnsw"}), dict, KnnConfig]
+#: Constraint of ``knn`` for samplers that search all classes with the kNN join.
+JOIN_KNN = [StrOptions({"auto", "exact", "ivf"}), dict, KnnConfig]
+#: A seed: any non-negative integer (63-bit seeds included), a numpy RNG or None.
+RANDOM_STATE = [
+    Interval(numbers.Integral, 0, None, closed="left"),
+    np.random.RandomState,
+    np.random.Generator,
+    None,
+]
+#: A neighbour count.
+POSITIVE_INT = [Interval(numbers.Integral, 1, None, closed="left")]
+
+
+def join_knn(knn: Any) -> KnnConfig:
+    """``knn`` as a :class:`KnnConfig` usable by the kNN join (no HNSW)."""
+    config = KnnConfig.coerce(knn)
+    if config.method == "hnsw":
+        raise DistSmoteInputError(
+            "The kNN join over all classes supports knn='auto', 'exact' and 'ivf' "
+            "(approximate: k-means cells). Got method 'hnsw'; use 'ivf' instead."
+        )
+    return config
+
+
+# ------------------------------------------------------------------------ the base
+
+
+@dataclass(slots=True)
+class SamplerTags:
+    """imbalanced-learn's sampler tags."""
+
+    sample_indices: bool = False
+
+
+@dataclass(slots=True)
+class _InputTags(InputTags):
+    dataframe: bool = True
+
+
+@dataclass(slots=True)
+class _Tags(Tags):
+    sampler_tags: SamplerTags | None = None
+
+
+class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
+    """Base class: ``fit_resample`` for arrays, ``resample`` for frames.
+
+    Subclasses declare ``_parameter_constraints`` and ``_sampling_type`` and write
+    ``_fit_resample(engine, frame, info, targets)`` against the engine primitives.
+    """
+
+    #: ``"over-sampling"`` or ``"clean-sampling"``: how ``sampling_strategy`` resolves.
     _sampling_type = "over-sampling"
+    _parameter_constraints: dict = {}
+    #: Whether ``fit_resample`` sets ``sample_indices_`` (cleaning samplers).
+    _sample_indices = False
+
+    # -- the sklearn / imbalanced-learn contract ---------------------------------------
+
+    def __sklearn_tags__(self) -> _Tags:
+        base = super().__sklearn_tags__()
+        return _Tags(
+            estimator_type="sampler",
+            target_tags=TargetTags(required=True),
+            input_tags=_InputTags(two_d_array=True, sparse=False),
+            sampler_tags=SamplerTags(sample_indices=self._sample_indices),
+            non_deterministic=base.non_deterministic,
+        )
+
+    def fit(self, X: Any, y: Any) -> "BaseSampler":
+        """Check the inputs and parameters and resolve ``sampling_strategy``.
+
+        Parameters
+        ----------
+        X : array-like or pandas.DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self
+        """
+        self._validate()
+        frame, _ = _to_frame(X, y)
+        info = describe(engine_for(frame), frame, _LABEL)
+        self._set_fitted(info, self._resolve(info), _names_of(X))
+        return self
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Resample in-memory ``X, y`` like imbalanced-learn.
 
         Parameters
         ----------
-        X : array-like or pandas.DataFrame of shape (n_samples, n_features)
-            Numeric features.
-        y : array-like or pandas.Series of shape (n_samples,)
+        X : array-like, list or pandas.DataFrame of shape (n_samples, n_features)
+            Numeric features.  Sparse matrices are refused.
+        y : array-like of shape (n_samples,), a column vector or a one-vs-all indicator
             Class labels (int, str or bool).
 
         Returns
@@ -41,32 +250,14 @@ class BaseSampler(BaseEstimator):
         X_resampled, y_resampled
             Same types as the inputs: the original rows first, then the new rows.
         """
-        is_frame = isinstance(X, pd.DataFrame)
-        if is_frame:
-            frame = X.reset_index(drop=True).copy()
-            frame.columns = [str(c) for c in frame.columns]
-        else:
-            arr = np.asarray(X)
-            if arr.ndim != 2:
-                raise ValueError(f"X must be 2-dimensional. Got shape {arr.shape}.")
-            frame = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
-        y_arr = np.asarray(y)
-        if y_arr.ndim != 1 or len(y_arr) != len(frame):
-            raise ValueError(
-                f"y must be 1-dimensional with one label per row of X. Got shape "
-                f"{y_arr.shape} for X with {len(frame)} rows."
-            )
-        frame[_LABEL] = y_arr
-        out = self.resample(frame, label=_LABEL)
-        y_res = out.pop(_LABEL).to_numpy()
-        if is_frame:
-            out.columns = X.columns
-            X_res = out
-        else:
-            X_res = out.to_numpy(dtype=np.asarray(X).dtype)
-        if isinstance(y, pd.Series):
-            y_res = pd.Series(y_res, name=y.name, dtype=y.dtype)
-        return X_res, y_res
+        self._validate()
+        frame, y_form = _to_frame(X, y)
+        engine = engine_for(frame)
+        info = describe(engine, frame, _LABEL)
+        out = self.run(engine, frame, info, _names_of(X))
+        if self._sample_indices:
+            self.sample_indices_ = out.index.to_numpy()
+        return _from_frame(out, X, y, y_form)
 
     def resample(self, frame: Any, label: str, indicator: str | None = None) -> Any:
         """Resample a pandas, Dask or Spark DataFrame.
@@ -84,12 +275,147 @@ class BaseSampler(BaseEstimator):
         Returns
         -------
         Same type as ``frame``
-            The input rows plus the synthetic rows, same columns and dtypes.  Dask and
-            Spark results are lazy; only the small planning steps have run.
+            Dask and Spark results are lazy; only the small planning steps have run.
         """
+        self._validate()
         engine = engine_for(frame)
         logger.info("%s on the %s engine", type(self).__name__, engine.name)
-        return self._resample(engine, frame, label, indicator)
+        info = describe(engine, frame, label, indicator)
+        return self.run(engine, frame, info)
 
-    def _resample(self, engine: Engine, frame: Any, label: str, indicator: str | None) -> Any:
+    # -- the template ------------------------------------------------------------------
+
+    def run(self, engine: Engine, frame: Any, info: FrameInfo, names: Any = None) -> Any:
+        """Resolve the strategy, set the fitted attributes and resample (steps 3-5).
+
+        ``names`` are the caller's feature names for ``feature_names_in_`` (default:
+        the frame's feature columns).
+        """
+        targets = self._resolve(info)
+        self._set_fitted(info, targets, list(info.features) if names is None else names)
+        out = self._fit_resample(engine, frame, info, targets)
+        if self._sampling_type == "clean-sampling" and info.indicator and not info.indicator_present:
+            out = engine.with_constant(out, info.indicator, False)
+        return out
+
+    def _validate(self) -> None:
+        self._validate_params()
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Cross-parameter checks that constraints cannot express (default: none)."""
+
+    def _resolve(self, info: FrameInfo) -> dict:
+        return resolve_sampling_strategy(
+            self.sampling_strategy, info.counts, self._sampling_type, info.y
+        )
+
+    def _set_fitted(self, info: FrameInfo, targets: dict, names: Any) -> None:
+        self.sampling_strategy_ = dict(targets)
+        self.class_counts_ = dict(info.counts)
+        self.n_features_in_ = len(info.features)
+        if names is not None and all(isinstance(n, str) for n in names):
+            self.feature_names_in_ = np.asarray(list(names), dtype=object)
+        else:
+            self.__dict__.pop("feature_names_in_", None)
+        self.__dict__.pop("sample_indices_", None)
+
+    def _fit_resample(self, engine: Engine, frame: Any, info: FrameInfo, targets: dict) -> Any:
         raise NotImplementedError
+
+
+# ------------------------------------------------------------ arrays <-> a frame
+
+
+def _names_of(X: Any) -> Any:
+    """Feature names of ``X`` if it is a DataFrame with string column names."""
+    if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+        return list(X.columns)
+    return None
+
+
+def _check_target(y: Any) -> tuple[np.ndarray, str]:
+    """``y`` as a 1-d array and its form: ``"1d"``, ``"column"`` or ``"ova"``.
+
+    A column vector is flattened; a one-vs-all indicator matrix becomes class indices
+    (imbalanced-learn's rule); any other 2-d target is refused with its wording.
+    """
+    arr = y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        return arr.ravel(), "column"
+    if arr.ndim == 2:
+        if np.isin(arr, (0, 1)).all() and (arr.sum(axis=1) == 1).all():
+            return arr.argmax(axis=1), "ova"
+        raise ValueError(
+            "Imbalanced-learn currently supports binary, multiclass and binarized encoded "
+            "multiclasss targets. Multilabel and multioutput targets are not supported."
+        )
+    if arr.ndim != 1:
+        raise ValueError(f"y must be 1-dimensional. Got shape {arr.shape}.")
+    return arr, "1d"
+
+
+def _to_frame(X: Any, y: Any) -> tuple[pd.DataFrame, str]:
+    from scipy import sparse
+
+    if sparse.issparse(X) or (
+        isinstance(X, pd.DataFrame) and any(isinstance(t, pd.SparseDtype) for t in X.dtypes)
+    ):
+        raise TypeError(
+            "distsmote does not accept sparse input: it interpolates dense feature "
+            "vectors. Convert it with X.toarray() (or DataFrame.sparse.to_dense())."
+        )
+    y_arr, form = _check_target(y)
+    if isinstance(X, pd.DataFrame):
+        frame = X.reset_index(drop=True).copy()
+        frame.columns = [str(c) for c in frame.columns]
+    else:
+        arr = np.asarray(X)
+        if arr.ndim != 2:
+            raise ValueError(f"X must be 2-dimensional. Got shape {arr.shape}.")
+        frame = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+    if len(y_arr) != len(frame):
+        raise ValueError(
+            f"y must have one label per row of X. Got {len(y_arr)} labels for X with "
+            f"{len(frame)} rows."
+        )
+    frame[_LABEL] = y_arr
+    return frame, form
+
+
+def _from_frame(out: pd.DataFrame, X: Any, y: Any, form: str) -> tuple[Any, Any]:
+    y_res = out.pop(_LABEL).to_numpy()
+    if isinstance(X, pd.DataFrame):
+        out = out.reset_index(drop=True)
+        out.columns = X.columns
+        X_res = out
+    elif isinstance(X, list):
+        X_res = out.to_numpy().tolist()
+    else:
+        X_res = out.to_numpy(dtype=np.asarray(X).dtype)
+    if form == "ova":
+        n_classes = np.asarray(y).shape[1]
+        y_res = np.eye(n_classes, dtype=np.asarray(y).dtype)[y_res]
+    elif form == "column":
+        y_res = y_res.reshape(-1, 1)
+    if isinstance(y, pd.Series):
+        y_res = pd.Series(y_res, name=y.name, dtype=y.dtype)
+    elif isinstance(y, pd.DataFrame):
+        y_res = pd.DataFrame(y_res.reshape(len(y_res), -1), columns=y.columns).astype(y.dtypes.to_dict())
+    elif isinstance(y, list):
+        y_res = y_res.tolist()
+    return X_res, y_res
+
+
+__all__ = [
+    "BaseSampler",
+    "FrameInfo",
+    "describe",
+    "join_knn",
+    "OVER_SAMPLING_STRATEGY",
+    "CLEAN_SAMPLING_STRATEGY",
+    "KNN",
+    "RANDOM_STATE",
+    "JOIN_KNN",
+    "POSITIVE_INT",
+]

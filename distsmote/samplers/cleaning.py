@@ -28,86 +28,69 @@ import numpy as np
 
 from distsmote._kernels import (
     ROW_KEY,
-    removed_meta,
-    tomek_edges_meta,
     enn_decide,
+    removed_meta,
     tomek_edges,
+    tomek_edges_meta,
     tomek_links,
 )
-from distsmote._strategy import resolve_sampling_strategy, sorted_classes
-from distsmote._validation import (
-    DistSmoteInputError,
-    check_columns,
-    check_k,
-    check_label_stats,
-)
+from distsmote._validation import DistSmoteInputError
 from distsmote.engines.base import Engine
-from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.join import JoinInfo, knn_join, prepare_table, with_row_keys
-from distsmote.samplers.base import BaseSampler
+from distsmote.neighbors.all_classes import Neighbourhood, neighbours_over_all_classes
+from distsmote.neighbors.join import JoinInfo, with_row_keys
+from distsmote.samplers.base import (
+    CLEAN_SAMPLING_STRATEGY,
+    JOIN_KNN,
+    POSITIVE_INT,
+    BaseSampler,
+    FrameInfo,
+    join_knn,
+)
+from sklearn.utils._param_validation import StrOptions
 
 logger = logging.getLogger("distsmote")
 
-_SEL_KIND = ("all", "mode")
 
 class _CleaningSampler(BaseSampler):
-    """Shared machinery of the cleaning samplers."""
+    """Template of the cleaning samplers: a neighbourhood over all classes gives the
+    keys of the rows to remove; an anti-join by key drops them from the input."""
 
     _sampling_type = "clean-sampling"
-
-    def _resample(self, engine: Engine, frame: Any, label: str, indicator: str | None) -> Any:
-        self._check_params()
-        features = check_columns(engine.columns(frame), label, [indicator] if indicator else [])
-        stats = engine.label_stats(frame, label, features)
-        check_label_stats(stats, label)
-        y = engine.labels_in_memory(frame, label)
-        out = self._clean(engine, frame, label, features, stats.counts, y)
-        return engine.with_constant(out, indicator, False) if indicator else out
+    _sample_indices = True
 
     def _check_params(self) -> None:
-        KnnConfig.coerce(self.knn)
-
-    def _clean(
-        self,
-        engine: Engine,
-        frame: Any,
-        label: str,
-        features: list[str],
-        counts: dict,
-        y: Any = None,
-    ) -> Any:
-        """Remove the rows this cleaner selects from ``frame`` (lazy on Dask/Spark)."""
-        self._check_params()
-        targets = resolve_sampling_strategy(self.sampling_strategy, counts, "clean-sampling", y)
-        self.class_counts_ = dict(counts)
-        self.sampling_strategy_ = dict(targets)
-        classes = sorted_classes(counts)
-        n_rows = int(sum(counts.values()))
-        k = self._k()
-        if n_rows <= k:
-            raise DistSmoteInputError(
-                f"{type(self).__name__} needs at least {k + 1} rows to find {k} neighbour(s) "
-                f"per row (Expected n_neighbors <= n_samples_fit, but n_neighbors = {k + 1}, "
-                f"n_samples_fit = {n_rows}). Got {n_rows} rows; lower n_neighbors or pass "
-                "more data."
-            )
-        columns = engine.columns(frame)
-        dtype = np.float32 if all(columns[f] == np.dtype(np.float32) for f in features) else np.float64
-        targeted = np.array([c in targets for c in classes], dtype=bool)
-        t0 = time.perf_counter()
-        table = prepare_table(engine, frame, label, features, classes, dtype)
-        removed, info = self._removed(engine, table, classes, targeted, n_rows, len(features), dtype)
-        self.join_info_: JoinInfo = info
-        keyed = with_row_keys(engine, frame, label, features, classes, ROW_KEY)
-        kept = engine.drop(engine.anti_join(keyed, removed, ROW_KEY), [ROW_KEY])
-        logger.info("%s planned in %.1fs (%s kNN join)", type(self).__name__, time.perf_counter() - t0, info.mode)
-        return kept
+        join_knn(self.knn)
 
     def _k(self) -> int:
         raise NotImplementedError
 
-    def _removed(self, engine, table, classes, targeted, n_rows, n_features, dtype):
+    def _removed(self, engine: Engine, frame: Any, info: FrameInfo, targeted: list) -> tuple[Any, JoinInfo]:
         raise NotImplementedError
+
+    def _neighbourhood(self, engine: Engine, frame: Any, info: FrameInfo, k: int,
+                       query_classes: list | None, finish, finish_meta, finish_args=None) -> Neighbourhood:
+        return neighbours_over_all_classes(
+            engine, frame, label=info.label, features=info.features, classes=info.classes,
+            dtype=info.point_dtype, n_rows=info.n_rows, k=k, query_classes=query_classes,
+            knn=join_knn(self.knn), finish=finish, finish_meta=finish_meta, finish_args=finish_args,
+        )
+
+    def _fit_resample(self, engine: Engine, frame: Any, info: FrameInfo, targets: dict) -> Any:
+        k = self._k()
+        if info.n_rows <= k:
+            raise DistSmoteInputError(
+                f"{type(self).__name__} needs at least {k + 1} rows to find {k} neighbour(s) "
+                f"per row (Expected n_neighbors <= n_samples_fit, but n_neighbors = {k + 1}, "
+                f"n_samples_fit = {info.n_rows}). Got {info.n_rows} rows; lower n_neighbors or "
+                "pass more data."
+            )
+        t0 = time.perf_counter()
+        removed, join_info = self._removed(engine, frame, info, [c for c in info.classes if c in targets])
+        self.join_info_: JoinInfo = join_info
+        keyed = with_row_keys(engine, frame, info.label, info.features, info.classes, ROW_KEY)
+        kept = engine.drop(engine.anti_join(keyed, removed, ROW_KEY), [ROW_KEY])
+        logger.info("%s planned in %.1fs (%s kNN join)", type(self).__name__, time.perf_counter() - t0, join_info.mode)
+        return kept
 
 
 class TomekLinks(_CleaningSampler):
@@ -133,6 +116,11 @@ class TomekLinks(_CleaningSampler):
         The targeted classes (imbalanced-learn's ``{class: n_min}`` form).
     join_info_ : JoinInfo
         Planning facts of the kNN join (mode, cells, probes per row).
+    n_features_in_, feature_names_in_
+        Number and names of the features.
+    sample_indices_ : ndarray
+        Positions of the kept rows (``fit_resample`` only: a partitioned frame has no
+        row positions).
 
     Notes
     -----
@@ -142,6 +130,8 @@ class TomekLinks(_CleaningSampler):
     no ``random_state``.
     """
 
+    _parameter_constraints = {"sampling_strategy": CLEAN_SAMPLING_STRATEGY, "knn": JOIN_KNN}
+
     def __init__(self, *, sampling_strategy: Any = "auto", knn: Any = "auto") -> None:
         self.sampling_strategy = sampling_strategy
         self.knn = knn
@@ -149,17 +139,14 @@ class TomekLinks(_CleaningSampler):
     def _k(self) -> int:
         return 1
 
-    def _removed(self, engine, table, classes, targeted, n_rows, n_features, dtype):
-        edges, info = knn_join(
-            engine, table, k=1, n_rows=n_rows, n_features=n_features, dtype=dtype,
-            n_classes=len(classes), knn=KnnConfig.coerce(self.knn),
-            finish=tomek_edges, finish_meta=tomek_edges_meta(),
-        )
-        parts = max(1, engine.num_partitions(table))
+    def _removed(self, engine, frame, info, targeted):
+        hood = self._neighbourhood(engine, frame, info, 1, None, tomek_edges, tomek_edges_meta())
+        mask = np.array([c in targeted for c in info.classes], dtype=bool)
+        parts = max(1, engine.num_partitions(hood.table))
         removed = engine.shuffle_map(
-            edges, "pair", tomek_links, engine.broadcast(targeted), removed_meta(), parts
+            hood.result, "pair", tomek_links, engine.broadcast(mask), removed_meta(), parts
         )
-        return removed, info
+        return removed, hood.info
 
 
 class EditedNearestNeighbours(_CleaningSampler):
@@ -182,7 +169,7 @@ class EditedNearestNeighbours(_CleaningSampler):
 
     Attributes
     ----------
-    class_counts_, sampling_strategy_, join_info_
+    class_counts_, sampling_strategy_, join_info_, n_features_in_, feature_names_in_, sample_indices_
         As for :class:`TomekLinks`.
 
     Notes
@@ -191,6 +178,13 @@ class EditedNearestNeighbours(_CleaningSampler):
     candidate neighbour.  Neighbour labels travel on the edges, so the decision is
     taken where the edges are merged, with no further shuffle.
     """
+
+    _parameter_constraints = {
+        "sampling_strategy": CLEAN_SAMPLING_STRATEGY,
+        "n_neighbors": POSITIVE_INT,
+        "kind_sel": [StrOptions({"all", "mode"})],
+        "knn": JOIN_KNN,
+    }
 
     def __init__(
         self,
@@ -205,27 +199,12 @@ class EditedNearestNeighbours(_CleaningSampler):
         self.kind_sel = kind_sel
         self.knn = knn
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        if not isinstance(self.n_neighbors, (int, np.integer)) or isinstance(self.n_neighbors, bool):
-            raise DistSmoteInputError(
-                "n_neighbors must be an integer >= 1 (a NearestNeighbors object is not "
-                f"supported: distsmote searches with its own kNN join). Got {self.n_neighbors!r}."
-            )
-        check_k(self.n_neighbors, "n_neighbors")
-        if self.kind_sel not in _SEL_KIND:
-            raise DistSmoteInputError(
-                f"kind_sel must be one of {_SEL_KIND}. Got {self.kind_sel!r} instead."
-            )
-
     def _k(self) -> int:
         return int(self.n_neighbors)
 
-    def _removed(self, engine, table, classes, targeted, n_rows, n_features, dtype):
-        codes = np.flatnonzero(targeted)
-        return knn_join(
-            engine, table, k=int(self.n_neighbors), n_rows=n_rows, n_features=n_features,
-            dtype=dtype, n_classes=len(classes), knn=KnnConfig.coerce(self.knn),
-            query_classes=codes.tolist(), finish=enn_decide,
-            finish_args=(self.kind_sel, len(classes)), finish_meta=removed_meta(),
+    def _removed(self, engine, frame, info, targeted):
+        hood = self._neighbourhood(
+            engine, frame, info, self._k(), targeted, enn_decide, removed_meta(),
+            (self.kind_sel, len(info.classes)),
         )
+        return hood.result, hood.info

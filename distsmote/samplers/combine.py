@@ -10,21 +10,25 @@ from __future__ import annotations
 from typing import Any
 
 from sklearn.base import clone
+from sklearn.utils._param_validation import HasMethods
 
-from distsmote._validation import DistSmoteInputError, check_columns
+from distsmote._validation import DistSmoteInputError
 from distsmote.engines.base import Engine
-from distsmote.samplers.base import BaseSampler
+from distsmote.samplers.base import OVER_SAMPLING_STRATEGY, RANDOM_STATE, BaseSampler, FrameInfo
 from distsmote.samplers.cleaning import EditedNearestNeighbours, TomekLinks, _CleaningSampler
 from distsmote.samplers.smote import SMOTE
 
 
 class _Combined(BaseSampler):
+    """Over-sampling, then cleaning: both steps run through the sampler template."""
+
+    _sampling_type = "over-sampling"
     _cleaner_name = ""
 
     def _default_cleaner(self) -> _CleaningSampler:
         raise NotImplementedError
 
-    def _resample(self, engine: Engine, frame: Any, label: str, indicator: str | None) -> Any:
+    def _components(self) -> tuple[SMOTE, _CleaningSampler]:
         smote = clone(self.smote) if self.smote is not None else SMOTE(
             sampling_strategy=self.sampling_strategy, random_state=self.random_state
         )
@@ -40,17 +44,24 @@ class _Combined(BaseSampler):
                 f"{self._cleaner_name} must be a distsmote {type(default).__name__} "
                 f"instance. Got {type(cleaner).__name__}."
             )
-        cleaner._check_params()
-        features = check_columns(engine.columns(frame), label, [indicator] if indicator else [])
-        oversampled = smote._resample(engine, frame, label, indicator)
-        counts = {c: n + smote.sampling_strategy_.get(c, 0) for c, n in smote.class_counts_.items()}
-        y = engine.labels_in_memory(oversampled, label)
-        out = cleaner._clean(engine, oversampled, label, features, counts, y)
+        return smote, cleaner
+
+    def _check_params(self) -> None:
+        smote, cleaner = self._components()
+        smote._validate()
+        cleaner._validate()
+
+    def _resolve(self, info: FrameInfo) -> dict:
+        smote, _ = self._components()
+        return smote._resolve(info)
+
+    def _fit_resample(self, engine: Engine, frame: Any, info: FrameInfo, targets: dict) -> Any:
+        smote, cleaner = self._components()
+        oversampled = smote.run(engine, frame, info)
+        cleaned = cleaner.run(engine, oversampled, info.oversampled(engine, oversampled, targets))
         self.smote_ = smote
-        self.class_counts_ = dict(smote.class_counts_)
         setattr(self, self._cleaner_name + "_", cleaner)
-        self.sampling_strategy_ = self.sampling_strategy
-        return out
+        return cleaned
 
 
 class SMOTETomek(_Combined):
@@ -72,6 +83,10 @@ class SMOTETomek(_Combined):
     ----------
     smote_, tomek_
         The fitted copies of the two samplers.
+    sampling_strategy_ : dict
+        Rows generated per class by ``smote_``.
+    class_counts_, n_features_in_, feature_names_in_
+        Class counts, number and names of the features of the input.
 
     Notes
     -----
@@ -82,6 +97,12 @@ class SMOTETomek(_Combined):
     """
 
     _cleaner_name = "tomek"
+    _parameter_constraints = {
+        "sampling_strategy": OVER_SAMPLING_STRATEGY,
+        "random_state": RANDOM_STATE,
+        "smote": [HasMethods(["fit_resample"]), None],
+        "tomek": [HasMethods(["fit_resample"]), None],
+    }
 
     def __init__(
         self,
@@ -121,6 +142,8 @@ class SMOTEENN(_Combined):
     ----------
     smote_, enn_
         The fitted copies of the two samplers.
+    sampling_strategy_, class_counts_, n_features_in_, feature_names_in_
+        As for :class:`SMOTETomek`.
 
     Notes
     -----
@@ -128,6 +151,12 @@ class SMOTEENN(_Combined):
     """
 
     _cleaner_name = "enn"
+    _parameter_constraints = {
+        "sampling_strategy": OVER_SAMPLING_STRATEGY,
+        "random_state": RANDOM_STATE,
+        "smote": [HasMethods(["fit_resample"]), None],
+        "enn": [HasMethods(["fit_resample"]), None],
+    }
 
     def __init__(
         self,

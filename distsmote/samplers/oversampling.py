@@ -1,0 +1,147 @@
+"""SMOTE-style generation, shared by SMOTE, ADASYN and Borderline-SMOTE.
+
+The flow is fixed: collect the classes to oversample (small by construction), put each
+class in canonical order, ask the sampler for its *allocation* (children per canonical
+row) and, optionally, precomputed neighbours, build the per-class indexes, and run pure
+generation tasks over fixed ranges of the canonical order.  The canonical order, the
+counter-based random streams and the task ranges are the same for every sampler, so
+each inherits SMOTE's determinism on every engine and partitioning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from distsmote._faults import fault_point
+from distsmote._kernels import ClassPlan, Neighbours, SmotePayload, smote_task
+from distsmote._plan import allocate_children, canonical_order, plan_tasks
+from distsmote._random import resolve_seed
+from distsmote._validation import check_class_sizes
+from distsmote.engines.base import Engine
+from distsmote.neighbors.config import KnnConfig
+from distsmote.neighbors.index import build_index
+from distsmote.samplers.base import BaseSampler, FrameInfo
+
+logger = logging.getLogger("distsmote")
+
+
+@dataclass(frozen=True)
+class ClassRows:
+    """One oversampled class on the driver, in canonical order.
+
+    Attributes
+    ----------
+    value : class label
+    pos : int
+        Position among the oversampled classes (keys the random streams).
+    code : int
+        Position among all classes (the kNN join's class code).
+    x : ndarray of shape (n, d), float64
+        The class's rows in canonical order.
+    n_new : int
+        Synthetic rows to make.
+    """
+
+    value: Any
+    pos: int
+    code: int
+    x: np.ndarray
+    n_new: int
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A sampler's decision for one class: children per canonical row, and optionally
+    precomputed neighbours (else the class's own k nearest rows are searched)."""
+
+    children: np.ndarray
+    neighbours: Neighbours | None = None
+
+
+class BaseOverSampler(BaseSampler):
+    """Template of the SMOTE family: subclasses choose the allocation (and neighbours).
+
+    Subclasses implement ``_k()`` (neighbours used for generation) and may override
+    ``_allocate(engine, frame, info, rows, seed)``; the default is SMOTE's even spread.
+    """
+
+    _sampling_type = "over-sampling"
+
+    def _k(self) -> int:
+        raise NotImplementedError
+
+    def _knn(self) -> KnnConfig:
+        return KnnConfig.coerce(self.knn)
+
+    def _other_step(self) -> float:
+        return 0.5
+
+    def _allocate(
+        self, engine: Engine, frame: Any, info: FrameInfo, rows: list[ClassRows], seed: int
+    ) -> list[Allocation]:
+        return [Allocation(allocate_children(len(r.x), r.n_new, seed, r.pos)) for r in rows]
+
+    def _fit_resample(self, engine: Engine, frame: Any, info: FrameInfo, targets: dict) -> Any:
+        k = self._k()
+        check_class_sizes(info.counts, targets, k)
+        seed = resolve_seed(self.random_state)
+        indicator = info.indicator
+        base = engine.with_constant(frame, indicator, False) if indicator else frame
+        active = {c: n for c, n in targets.items() if n > 0}
+        logger.info("class counts %s; to generate %s", info.counts, targets)
+        if not active:
+            return base
+        fault_point("plan")
+        t0 = time.perf_counter()
+        rows = collect_class_rows(engine, frame, info, active)
+        allocations = self._allocate(engine, frame, info, rows, seed)
+        payload, tasks = self._payload(info, rows, allocations, k, seed)
+        logger.info("plan: %d generation tasks (%.1fs)", len(tasks), time.perf_counter() - t0)
+        synthetic = engine.generate(smote_task, tasks, engine.broadcast(payload), like=base)
+        return engine.union([base, synthetic])
+
+    def _payload(
+        self, info: FrameInfo, rows: list[ClassRows], allocations: list[Allocation], k: int, seed: int
+    ) -> tuple[SmotePayload, list]:
+        knn = self._knn()
+        point_dtype = info.point_dtype
+        plans = []
+        for r, alloc in zip(rows, allocations):
+            index = None
+            if alloc.neighbours is None:
+                config = knn.resolve(len(r.x))
+                index = build_index(r.x.astype(np.float32), config, seed)
+                method = config.method
+            else:
+                method = "precomputed"
+            plans.append(ClassPlan(r.value, r.x.astype(point_dtype), alloc.children, index, alloc.neighbours))
+            logger.info(
+                "class %r: %d rows (%d seeds), %d to generate, %s neighbours",
+                r.value, len(r.x), int((alloc.children > 0).sum()), r.n_new, method,
+            )
+        payload = SmotePayload(
+            tuple(info.features), info.label, info.indicator, tuple(plans), k, seed,
+            knn.rerank_extra, self._other_step(),
+        )
+        return payload, plan_tasks([p.children for p in plans])
+
+
+def collect_class_rows(engine: Engine, frame: Any, info: FrameInfo, active: dict) -> list[ClassRows]:
+    """The rows of the classes to oversample, per class in canonical order."""
+    features = list(info.features)
+    collected = engine.collect_rows(frame, info.label, list(active), [*features, info.label])
+    y = collected[info.label].to_numpy()
+    codes = {c: i for i, c in enumerate(info.classes)}
+    out = []
+    for pos, (cls, n_new) in enumerate(active.items()):
+        x = collected.loc[y == cls, features].to_numpy(dtype=np.float64)
+        out.append(ClassRows(cls, pos, codes[cls], x[canonical_order(x)], int(n_new)))
+    return out
+
+
+__all__ = ["Allocation", "BaseOverSampler", "ClassRows", "collect_class_rows"]
