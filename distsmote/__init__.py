@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
     from distsmote.neighbors.config import KnnConfig
+    from distsmote.samplers.adasyn import ADASYN
+    from distsmote.samplers.borderline import BorderlineSMOTE
     from distsmote.samplers.cleaning import EditedNearestNeighbours, TomekLinks
     from distsmote.samplers.combine import SMOTEENN, SMOTETomek
     from distsmote.samplers.smote import SMOTE
@@ -20,6 +22,8 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "SMOTE": "distsmote.samplers.smote",
+    "ADASYN": "distsmote.samplers.adasyn",
+    "BorderlineSMOTE": "distsmote.samplers.borderline",
     "TomekLinks": "distsmote.samplers.cleaning",
     "EditedNearestNeighbours": "distsmote.samplers.cleaning",
     "SMOTETomek": "distsmote.samplers.combine",

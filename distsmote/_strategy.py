@@ -109,13 +109,13 @@ def _from_list(strategy: list, counts: Mapping, sampling_type: SamplingType) -> 
 
 
 def _from_float(ratio: float, counts: Mapping, sampling_type: SamplingType) -> dict:
-    if sampling_type == "clean-sampling":
-        raise ValueError("'clean-sampling' methods do let the user specify the sampling ratio.")
-    if len(counts) != 2:
+    if len(counts) != 2:  # imbalanced-learn checks this first
         raise ValueError(
             '"sampling_strategy" can be a float only when the type of target is binary. '
             "For multi-class, use a dict."
         )
+    if sampling_type == "clean-sampling":
+        raise ValueError("'clean-sampling' methods do let the user specify the sampling ratio.")
     n_max = max(counts.values())
     majority = _majority(counts)
     out = {c: int(n_max * ratio - n) for c, n in counts.items() if c != majority}

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 #: CLI/config sampler names → public class names in :mod:`distsmote`.
 SAMPLER_NAMES = {
     "smote": "SMOTE",
+    "adasyn": "ADASYN",
+    "borderline-1": "BorderlineSMOTE",
+    "borderline-2": "BorderlineSMOTE",
     "tomek-links": "TomekLinks",
     "enn": "EditedNearestNeighbours",
     "smote-tomek": "SMOTETomek",
@@ -139,12 +142,18 @@ def make_sampler(config: SamplerConfig, seed: int | None) -> Any:
     if cls is None:
         raise ConfigError(f"sampler {config.name!r} is not available in this version")
     valid = set(cls().get_params(deep=False))
-    unknown = sorted(set(config.params) - valid)
+    params = dict(config.params)
+    if "k_neighbors" in params and "k_neighbors" not in valid and "n_neighbors" in valid:
+        params["n_neighbors"] = params.pop("k_neighbors")  # --k-neighbors for ADASYN
+    if config.name.startswith("borderline-"):
+        kind = params.setdefault("kind", config.name)
+        if kind != config.name:
+            raise ConfigError(f"sampler {config.name!r} cannot take kind={kind!r}; drop the kind parameter")
+    unknown = sorted(set(params) - valid)
     if unknown:
         raise ConfigError(
             f"unknown parameter(s) {unknown} for sampler {config.name!r}; valid: {sorted(valid)}"
         )
-    params = dict(config.params)
     if seed is not None and "random_state" in valid:
         params["random_state"] = seed
     return cls(**params)

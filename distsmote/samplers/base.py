@@ -285,14 +285,14 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
 
     # -- the template ------------------------------------------------------------------
 
-    def run(self, engine: Engine, frame: Any, info: FrameInfo, names: Any = None) -> Any:
+    def run(self, engine: Engine, frame: Any, info: FrameInfo, names: Any = "frame") -> Any:
         """Resolve the strategy, set the fitted attributes and resample (steps 3-5).
 
-        ``names`` are the caller's feature names for ``feature_names_in_`` (default:
-        the frame's feature columns).
+        ``names`` are the caller's feature names for ``feature_names_in_``: the frame's
+        feature columns by default, ``None`` for arrays without names.
         """
         targets = self._resolve(info)
-        self._set_fitted(info, targets, list(info.features) if names is None else names)
+        self._set_fitted(info, targets, list(info.features) if names == "frame" else names)
         out = self._fit_resample(engine, frame, info, targets)
         if self._sampling_type == "clean-sampling" and info.indicator and not info.indicator_present:
             out = engine.with_constant(out, info.indicator, False)
