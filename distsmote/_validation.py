@@ -97,12 +97,3 @@ def check_class_sizes(counts: Mapping[Any, int], targets: Mapping[Any, int], k: 
                 f"n_samples_fit, but n_neighbors = {k + 1}, n_samples_fit = {counts[cls]}). "
                 "Lower k_neighbors or leave this class out of sampling_strategy."
             )
-
-
-def check_k(value: Any, name: str, minimum: int = 1) -> int:
-    """A positive integer parameter."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DistSmoteInputError(
-            f"{name} must be an integer >= {minimum}. Got {value!r} instead."
-        )
-    return int(value)

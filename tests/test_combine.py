@@ -13,7 +13,7 @@ from sklearn.datasets import make_classification
 from distsmote import SMOTE, SMOTEENN, EditedNearestNeighbours, SMOTETomek, TomekLinks
 from distsmote._validation import DistSmoteInputError
 
-from _data import assert_same_rows, make_frame
+from _data import make_frame
 
 
 def _rows(X, y) -> list[tuple]:
@@ -92,39 +92,3 @@ def test_wrong_component_types_are_named():
 
 
 # -- other engines --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def frame2():
-    f = make_frame({0: 600, 1: 70, 2: 110}, n_features=4, seed=9, dtype=np.float32)
-    f["y"] = f["y"].astype(np.int64)
-    return f
-
-
-def _samplers():
-    approx = {"method": "ivf", "nlist": 8, "nprobe": 2}
-    return {
-        "smote-tomek": SMOTETomek(random_state=5),
-        "smote-enn-ivf": SMOTEENN(
-            smote=SMOTE(random_state=5, knn=approx), enn=EditedNearestNeighbours(sampling_strategy="all", knn=approx)
-        ),
-    }
-
-
-def test_dask_matches_in_process(dask_client, frame2):
-    import dask.dataframe as dd
-
-    for name, sampler in _samplers().items():
-        reference = sampler.resample(frame2, label="y", indicator="synthetic")
-        ddf = dd.from_pandas(frame2.sample(frac=1.0, random_state=1), npartitions=3)
-        result = _samplers()[name].resample(ddf, label="y", indicator="synthetic").compute()
-        assert result.dtypes.to_dict() == reference.dtypes.to_dict()
-        assert_same_rows(result, reference)
-
-
-def test_spark_matches_in_process(spark, frame2):
-    sdf = spark.createDataFrame(frame2).repartition(2)
-    for name, sampler in _samplers().items():
-        reference = sampler.resample(frame2, label="y", indicator="synthetic")
-        out = _samplers()[name].resample(sdf, label="y", indicator="synthetic")
-        assert_same_rows(out.toPandas(), reference)

@@ -285,8 +285,8 @@ def test_every_strategy_form_like_imblearn(sampler, strategy, counts):
     theirs.set_params(sampling_strategy=strategy)
     try:
         _, y_theirs = theirs.fit_resample(X, y)
-    except ValueError as expected:  # refused: ours refuses too, in the same words
-        with pytest.raises(ValueError) as err:
+    except (ValueError, RuntimeError) as expected:  # refused: ours too, in the same words
+        with pytest.raises(type(expected)) as err:
             ours.fit_resample(X, y)
         assert str(err.value).startswith(str(expected).rstrip("."))  # ours may add a hint
         return
