@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from distsmote import SMOTE, KnnConfig
 from distsmote._plan import allocate_children
 
-from _data import assert_same_rows, make_frame
+from _data import on_some_segment, assert_same_rows, make_frame
 
 
 def _xy(frame, label="y"):
@@ -59,26 +59,6 @@ def test_counts_match_imblearn_for_ratios_dicts_and_callables(counts, strategy):
 # -- geometry ------------------------------------------------------------------------------
 
 
-def _on_some_segment(seeds: np.ndarray, synthetic: np.ndarray, k: int) -> bool:
-    """Every synthetic row is x + u·(n − x), u ∈ [0, 1], n among x's k nearest *other* rows."""
-    d2 = ((seeds[:, None, :] - seeds[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d2, np.inf)
-    kth = np.sort(d2, axis=1)[:, k - 1]
-    # Equal distances (rounded data) may differ by an ulp depending on summation order.
-    pairs = [(i, j) for i in range(len(seeds)) for j in range(len(seeds)) if i != j and d2[i, j] <= kth[i] * (1 + 1e-12)]
-    a = seeds[[i for i, _ in pairs]]
-    v = seeds[[j for _, j in pairs]] - a
-    for s in synthetic:
-        w = s - a
-        vv = (v * v).sum(1)
-        u = np.where(vv > 0, (w * v).sum(1) / np.where(vv > 0, vv, 1), 0.0)
-        resid = np.abs(w - u[:, None] * v).max(1)
-        scale = 1e-9 * (1 + np.abs(a).max(1) + np.abs(v).max(1))
-        if not np.any((resid <= scale) & (u >= -1e-12) & (u <= 1 + 1e-12)):
-            return False
-    return True
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     m=st.integers(6, 25),
@@ -98,7 +78,7 @@ def test_geometry_and_counts_property(m, d, k, n_new, seed, data_seed, duplicate
     X_res, y_res = SMOTE(k_neighbors=min(k, m - 1), random_state=seed, knn="exact").fit_resample(X, y)
     assert (y_res == 1).sum() == m + n_new and (y_res == 0).sum() == m + n_new
     np.testing.assert_array_equal(X_res[: len(X)], X)
-    assert _on_some_segment(minority, X_res[len(X):], min(k, m - 1))
+    assert on_some_segment(minority, X_res[len(X):], min(k, m - 1))
 
 
 @settings(max_examples=60, deadline=None)
