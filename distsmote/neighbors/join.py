@@ -271,8 +271,13 @@ def _probe_pairs(
         _, r, c = exact_probes(q, x[qrows], upper[qrows] * slack, use_radius=use_radius)
         return home, qrows[r], c, upper
     upper = np.full(len(x), np.inf)
-    home, _, probes = home_and_probes(q, x, p.nprobe, threads)
-    sub = probes[qrows]
+    if len(qrows) == len(x):
+        home, _, sub = home_and_probes(q, x, p.nprobe, threads)
+    else:  # rows that are only data need their home cell alone (a cheaper search)
+        home = np.empty(len(x), dtype=np.int64)
+        others = np.flatnonzero(~is_query)
+        home[others] = home_and_probes(q, x[others], 1, threads)[0]
+        home[qrows], _, sub = home_and_probes(q, x[qrows], p.nprobe, threads)
     return home, np.repeat(qrows, sub.shape[1]), sub.reshape(-1), upper
 
 
