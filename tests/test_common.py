@@ -56,7 +56,7 @@ SAMPLERS = {
 CLEANERS = {"tomek", "enn"}
 #: Two (strategy, knn) cases per sampler: exact search and approximate search.
 CASES = {
-    "over": [("auto", "exact"), ({0: 400, 2: 350}, IVF)],
+    "over": [("auto", "exact"), ({2: 700}, IVF)],
     "clean": [("auto", "exact"), ([1, 2], IVF)],
 }
 

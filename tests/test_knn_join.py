@@ -280,3 +280,30 @@ def test_join_with_two_level_quantizer_is_deterministic_and_finds_neighbours():
     got = _sorted(edges)
     recall = float((got["distance"].to_numpy() <= kth.reindex(got["qkey"]).to_numpy() * (1 + 1e-12)).mean())
     assert recall >= 0.95, recall
+
+
+@pytest.mark.parametrize("nlist, nprobe, k", [(40, 3, 4), (12, 1, 1), (25, 8, 6)])
+def test_broadcast_query_join_equals_shuffle_join(nlist, nprobe, k):
+    """Queries held on the driver are broadcast; the edges are the shuffle join's."""
+    from distsmote._plan import canonical_order
+    from distsmote.engines.local import LocalEngine
+    from distsmote.neighbors.all_classes import driver_queries, neighbours_over_all_classes
+    from distsmote.neighbors.join import edge_meta
+
+    rng = np.random.default_rng(nlist)
+    X = np.round(rng.normal(size=(6000, 5)), 1)  # ties
+    y = (rng.random(6000) < 0.1).astype(np.int64)
+    X, y = np.vstack([X, X[:200]]), np.r_[y, y[:200]]  # duplicates, some across classes
+    frame = pd.DataFrame(X, columns=[f"a{i}" for i in range(5)]).assign(y=y)
+    xq = X[y == 1][canonical_order(X[y == 1])]
+    kw = dict(
+        label="y", features=[f"a{i}" for i in range(5)], classes=[0, 1], dtype=np.float64,
+        n_rows=len(frame), k=k, query_classes=[1],
+        knn=KnnConfig(method="ivf", nlist=nlist, join_nprobe=nprobe),
+        finish=lambda edges, args: edges, finish_meta=edge_meta(),
+    )
+    shuffle = neighbours_over_all_classes(LocalEngine(), frame, **kw)
+    broadcast = neighbours_over_all_classes(LocalEngine(), frame, queries=driver_queries([xq], [1]), **kw)
+    assert shuffle.info.mode == "approximate" and "broadcast" in broadcast.info.mode
+    a, b = (h.result.sort_values(["qkey", "rank"]).reset_index(drop=True) for h in (shuffle, broadcast))
+    pd.testing.assert_frame_equal(a, b)

@@ -20,7 +20,8 @@ import pandas as pd
 
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.join import KEY, JoinInfo, knn_join, prepare_table, table_meta
+from distsmote.neighbors.join import KEY, JoinInfo, knn_join, prepare_table, resolve_mode, table_meta
+from distsmote.neighbors.query_join import query_join
 from distsmote.neighbors.keys import content_keys
 
 
@@ -58,6 +59,7 @@ def neighbours_over_all_classes(
     finish: Callable[[pd.DataFrame, Any], pd.DataFrame],
     finish_meta: pd.DataFrame,
     finish_args: Any = None,
+    queries: pd.DataFrame | None = None,
 ) -> Neighbourhood:
     """The ``k`` nearest rows among all rows of every row of ``query_classes``.
 
@@ -85,6 +87,11 @@ def neighbours_over_all_classes(
         (``qkey, qcls, rank, nkey, ncls, distance``) of the queries of one merge task.
     finish_meta : pandas.DataFrame
         Empty frame with ``finish``'s output schema.
+    queries : pandas.DataFrame, optional
+        The query rows when the caller already holds them on the driver (``key``,
+        ``cls``, ``f0…``; see :func:`driver_queries`).  In approximate mode, when they
+        are at most a quarter of the rows, they are broadcast and the data never moves
+        (:func:`~distsmote.neighbors.query_join.query_join`); the result is the same.
 
     Returns
     -------
@@ -95,12 +102,28 @@ def neighbours_over_all_classes(
     if query_classes is not None:
         position = {c: i for i, c in enumerate(classes)}
         codes = [position[c] for c in query_classes]
-    result, info = knn_join(
-        engine, table, k=k, n_rows=n_rows, n_features=len(features), dtype=dtype,
-        n_classes=len(classes), knn=knn, query_classes=codes, finish=finish,
-        finish_args=finish_args, finish_meta=finish_meta,
+    common = dict(
+        k=k, n_rows=n_rows, n_features=len(features), dtype=dtype, n_classes=len(classes),
+        knn=knn, query_classes=codes, finish=finish, finish_args=finish_args, finish_meta=finish_meta,
     )
+    if queries is not None and not resolve_mode(knn, n_rows) and len(queries) * 4 <= n_rows:
+        result, info = query_join(engine, table, queries=queries, **common)
+    else:
+        result, info = knn_join(engine, table, **common)
     return Neighbourhood(result, table, info)
+
+
+def driver_queries(points: Sequence[np.ndarray], codes: Sequence[int]) -> pd.DataFrame:
+    """The query table of rows held on the driver: one row per distinct content key."""
+    parts = []
+    for x, code in zip(points, codes):
+        keys = driver_keys(x, code)
+        keys, first = np.unique(keys, return_index=True)
+        part = pd.DataFrame(np.asarray(x, dtype=np.float64)[first], columns=[f"f{j}" for j in range(x.shape[1])])
+        part.insert(0, "cls", np.full(len(keys), code, np.int32))
+        part.insert(0, "key", keys)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 def driver_keys(x: np.ndarray, class_code: int) -> np.ndarray:
@@ -148,5 +171,6 @@ __all__ = [
     "neighbours_over_all_classes",
     "driver_keys",
     "collect_per_query",
+    "driver_queries",
     "fetch_rows",
 ]

@@ -739,6 +739,37 @@ def _bound_index(q: Quantizer, sample: pd.DataFrame, n_features: int, nprobe: in
     return _BoundIndex(keys, pts, ShippedIndex(token, data, method, max(1, nprobe), 0))
 
 
+def query_mask(n_classes: int, query_classes: Sequence[int] | None) -> np.ndarray:
+    """Boolean mask over class codes: which classes' rows are queries."""
+    mask = np.zeros(n_classes, dtype=bool)
+    mask[list(range(n_classes)) if query_classes is None else list(query_classes)] = True
+    return mask
+
+
+def plan_cells(
+    engine: Engine, table: Any, n_rows: int, n_features: int, dtype: Any, knn: KnnConfig,
+    exact: bool, seed: int, info: JoinInfo,
+) -> tuple[Quantizer, pd.DataFrame, _BoundIndex | None]:
+    """Sample the table, train the cells' quantizer and, in exact mode, the bound index."""
+    t0 = time.perf_counter()
+    n_cells = default_cells(n_rows, knn.nlist, exact)
+    target = min(n_cells * knn.train_rows_per_cell, MAX_TRAIN_ROWS)
+    if exact:
+        target = max(target, n_cells * BOUND_ROWS_PER_CELL, BOUND_SAMPLE_ROWS)
+    sample = _sample(engine, table, n_rows, target, n_features, dtype)
+    info.sample_rows = len(sample)
+    train_frac = min(1.0, min(n_cells * knn.train_rows_per_cell, MAX_TRAIN_ROWS) / max(len(sample), 1))
+    train_pick = key_hash(sample[KEY].to_numpy(np.int64), _SEED, "train") <= np.uint64(
+        min(2**64 - 1, int(train_frac * 2**64))
+    )
+    train = sample.loc[train_pick, feature_names(n_features)].to_numpy(np.float64)
+    quantizer = train_quantizer(train, n_cells, knn.kmeans_iter, knn.train_rows_per_cell, seed)
+    info.n_cells = quantizer.n_cells
+    bound = _bound_index(quantizer, sample, n_features, 8) if exact else None
+    info.seconds["sample+kmeans"] = time.perf_counter() - t0
+    return quantizer, sample, bound
+
+
 def knn_join(
     engine: Engine,
     table: Any,
@@ -789,25 +820,8 @@ def knn_join(
     knn = knn or KnnConfig()
     exact = resolve_mode(knn, n_rows)
     info = JoinInfo(mode="exact" if exact else "approximate", n_rows=n_rows)
-    mask = np.zeros(n_classes, dtype=bool)
-    mask[list(range(n_classes)) if query_classes is None else list(query_classes)] = True
-
-    t0 = time.perf_counter()
-    n_cells = default_cells(n_rows, knn.nlist, exact)
-    target = min(n_cells * knn.train_rows_per_cell, MAX_TRAIN_ROWS)
-    if exact:
-        target = max(target, n_cells * BOUND_ROWS_PER_CELL, BOUND_SAMPLE_ROWS)
-    sample = _sample(engine, table, n_rows, target, n_features, dtype)
-    info.sample_rows = len(sample)
-    train_frac = min(1.0, min(n_cells * knn.train_rows_per_cell, MAX_TRAIN_ROWS) / max(len(sample), 1))
-    train_pick = key_hash(sample[KEY].to_numpy(np.int64), _SEED, "train") <= np.uint64(
-        min(2**64 - 1, int(train_frac * 2**64))
-    )
-    train = sample.loc[train_pick, feature_names(n_features)].to_numpy(np.float64)
-    quantizer = train_quantizer(train, n_cells, knn.kmeans_iter, knn.train_rows_per_cell, seed)
-    info.n_cells = quantizer.n_cells
-    bound = _bound_index(quantizer, sample, n_features, 8) if exact else None
-    info.seconds["sample+kmeans"] = time.perf_counter() - t0
+    mask = query_mask(n_classes, query_classes)
+    quantizer, sample, bound = plan_cells(engine, table, n_rows, n_features, dtype, knn, exact, seed, info)
 
     t0 = time.perf_counter()
     dtype = np.dtype(dtype).name

@@ -20,6 +20,7 @@ from distsmote.neighbors.all_classes import (
     Neighbourhood,
     collect_per_query,
     driver_keys,
+    driver_queries,
     fetch_rows,
     neighbours_over_all_classes,
 )
@@ -82,7 +83,7 @@ def profiles(
         engine, frame, label=info.label, features=info.features, classes=info.classes,
         dtype=info.point_dtype, n_rows=info.n_rows, k=k, query_classes=[r.value for r in rows],
         knn=knn, finish=neighbour_profile, finish_meta=neighbour_profile_meta(k_out),
-        finish_args=(m, k_out),
+        finish_args=(m, k_out), queries=driver_queries([r.x for r in rows], [r.code for r in rows]),
     )
     table = collect_per_query(engine, hood.result, max_rows=sum(len(r.x) for r in rows))
     table = table.sort_values("qkey", kind="stable")
