@@ -115,9 +115,11 @@ def test_approximate_edges_are_well_formed(seed, k, nprobe, max_bucket):
     assert info.mode == "approximate" and info.probes_per_query == nprobe
     e = _sorted(edges)
     keys, mult = np.unique(content_keys(X, y), return_counts=True)
-    assert set(e["qkey"]) == set(keys)
-    sizes = e.groupby("qkey")["rank"].agg(["count", "max"])
-    assert (sizes["count"] == sizes["max"] + 1).all() and (sizes["count"] <= k).all()
+    # A row alone in its only probed cell (nprobe=1, tiny cells) has no edge at all.
+    assert set(e["qkey"]) <= set(keys)
+    sizes = e.groupby("qkey")["rank"].agg(["count", "max"]).reindex(keys, fill_value=0)
+    found = sizes[sizes["count"] > 0]
+    assert (found["count"] == found["max"] + 1).all() and (sizes["count"] <= k).all()
     # Fewer than k only when the probed cells hold fewer than k other rows (tiny cells).
     assert (sizes["count"] == k).mean() >= 0.98
     assert (e.groupby("qkey")["distance"].diff().fillna(0) >= 0).all()

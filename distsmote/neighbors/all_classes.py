@@ -89,8 +89,8 @@ def neighbours_over_all_classes(
         Empty frame with ``finish``'s output schema.
     queries : pandas.DataFrame, optional
         The query rows when the caller already holds them on the driver (``key``,
-        ``cls``, ``f0…``; see :func:`driver_queries`).  In approximate mode, when they
-        are at most a quarter of the rows, they are broadcast and the data never moves
+        ``cls``, ``f0…``; see :func:`driver_queries`).  When they are few
+        (:func:`broadcast_queries`) they are broadcast and the data never moves
         (:func:`~distsmote.neighbors.query_join.query_join`); the result is the same.
 
     Returns
@@ -106,11 +106,23 @@ def neighbours_over_all_classes(
         k=k, n_rows=n_rows, n_features=len(features), dtype=dtype, n_classes=len(classes),
         knn=knn, query_classes=codes, finish=finish, finish_args=finish_args, finish_meta=finish_meta,
     )
-    if queries is not None and not resolve_mode(knn, n_rows) and len(queries) * 4 <= n_rows:
+    if queries is not None and broadcast_queries(len(queries), n_rows, resolve_mode(knn, n_rows)):
         result, info = query_join(engine, table, queries=queries, **common)
     else:
         result, info = knn_join(engine, table, **common)
     return Neighbourhood(result, table, info)
+
+
+#: Exact mode broadcasts the queries when each partition can be searched exhaustively:
+#: at most this many (query, row) distance pairs in all.
+EXACT_BROADCAST_PAIRS = 2_000_000_000
+
+
+def broadcast_queries(n_queries: int, n_rows: int, exact: bool) -> bool:
+    """Whether driver-held queries are broadcast rather than shuffled with the data."""
+    if exact:
+        return n_queries * n_rows <= EXACT_BROADCAST_PAIRS
+    return 4 * n_queries <= n_rows
 
 
 def driver_queries(points: Sequence[np.ndarray], codes: Sequence[int]) -> pd.DataFrame:

@@ -47,6 +47,7 @@ from distsmote.neighbors.join import (
     merge_partial,
     plan_cells,
     query_mask,
+    resolve_mode,
 )
 
 logger = logging.getLogger("distsmote")
@@ -168,7 +169,11 @@ def query_join(
     finish_args: Any = None,
     seed: int = 0,
 ) -> tuple[Any, JoinInfo]:
-    """Approximate ``k`` nearest rows of each query among all rows of ``table``.
+    """The ``k`` nearest rows of each query among all rows of ``table``.
+
+    Approximate mode searches each query's ``join_nprobe`` nearest cells; exact mode
+    (for ``n_queries · n_rows`` small enough to search exhaustively) searches every row,
+    with the join's exact re-ranking, so the result equals brute force.
 
     Parameters
     ----------
@@ -177,18 +182,23 @@ def query_join(
         float64 columns ``f0…``, in the join table's key space.
     Other parameters are those of :func:`~distsmote.neighbors.join.knn_join`.
     """
-    info = JoinInfo(mode="approximate (broadcast queries)", n_rows=n_rows)
+    exact = resolve_mode(knn, n_rows)
+    info = JoinInfo(mode=f"{'exact' if exact else 'approximate'} (broadcast queries)", n_rows=n_rows)
     mask = query_mask(n_classes, query_classes)
-    quantizer, _, _ = plan_cells(engine, table, n_rows, n_features, dtype, knn, False, seed, info)
-    t0 = time.perf_counter()
     xq = queries[[f"f{j}" for j in range(n_features)]].to_numpy(np.float64)
-    _, _, probes = home_and_probes(quantizer, xq, knn.join_nprobe, 1)
+    if exact:  # one cell holding every row: each partition is searched exhaustively
+        origin = np.zeros((1, n_features))
+        quantizer = Quantizer(origin[0], origin, np.zeros(1))
+    else:
+        quantizer, _, _ = plan_cells(engine, table, n_rows, n_features, dtype, knn, False, seed, info)
+    t0 = time.perf_counter()
+    _, _, probes = home_and_probes(quantizer, xq, 1 if exact else knn.join_nprobe, 1)
     qi = np.repeat(np.arange(len(xq)), probes.shape[1])
     cells = probes.reshape(-1)
     order = np.lexsort((qi, cells))
     offsets = np.searchsorted(cells[order], np.arange(quantizer.n_cells + 1))
     payload = _QueryPayload(
-        n_features, quantizer, knn.join_nprobe, k, mask, queries["key"].to_numpy(np.int64),
+        n_features, quantizer, probes.shape[1], k, mask, queries["key"].to_numpy(np.int64),
         queries["cls"].to_numpy(np.int32), xq, offsets, qi[order], finish, finish_args,
     )
     info.query_rows = len(xq)

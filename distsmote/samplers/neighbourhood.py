@@ -9,6 +9,8 @@ row on the engine, so only one small row per oversampled row reaches the driver.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,8 @@ from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.join import KEY, feature_names
 from distsmote.samplers.base import FrameInfo
 from distsmote.samplers.oversampling import ClassRows
+
+logger = logging.getLogger("distsmote")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ def profiles(
         Neighbours whose keys and classes are returned too (0: none).
     """
     k = max(m, k_out)
+    t0 = time.perf_counter()
     hood = neighbours_over_all_classes(
         engine, frame, label=info.label, features=info.features, classes=info.classes,
         dtype=info.point_dtype, n_rows=info.n_rows, k=k, query_classes=[r.value for r in rows],
@@ -87,6 +92,7 @@ def profiles(
     )
     table = collect_per_query(engine, hood.result, max_rows=sum(len(r.x) for r in rows))
     table = table.sort_values("qkey", kind="stable")
+    logger.info("neighbours over all classes of %d rows: %.1fs (%s)", len(table), time.perf_counter() - t0, hood.info.mode)
     qkeys = table["qkey"].to_numpy(np.int64)
     out = []
     for r in rows:
