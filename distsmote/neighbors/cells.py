@@ -175,6 +175,8 @@ def home_and_probes(
     xc = np.asarray(x, dtype=np.float64) - q.center
     n, C = len(xc), q.n_cells
     p = max(1, min(nprobe, C))
+    if p == 1 and q.coarse is None and C > 2 and n:
+        return _home_only(q, xc, threads)
     m = min(C, p + _EXTRA_CELLS)
     if m == C:
         cand = np.broadcast_to(np.arange(C), (n, C))
@@ -196,6 +198,28 @@ def home_and_probes(
         probes[bad] = np.take_along_axis(sub, np.lexsort((sub, sd2), axis=-1)[:, :p], axis=1)
     home_d2 = _rerank(q.centroids, xc, probes[:, :1])[:, 0]
     return probes[:, 0].copy(), home_d2, probes
+
+
+def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The home cell alone, as :func:`home_and_probes` would choose it, more cheaply.
+
+    Where FAISS's float32 distances put the nearest centroid clearly ahead of the second
+    (by far more than float32 rounding), it is the exact nearest, so no re-rank is needed;
+    the other rows take the full path.  Both give the same cell, whatever the batch.
+    """
+    set_threads(threads)
+    index = _faiss().IndexFlatL2(xc.shape[1])
+    index.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
+    x32 = np.ascontiguousarray(xc, dtype=np.float32)
+    f32, cand = index.search(x32, 2)
+    scale = (x32.astype(np.float64) ** 2).sum(1) + float(q.norms2.max(initial=0.0)) + 1e-30
+    clear = (f32[:, 1].astype(np.float64) - f32[:, 0]) > 1e-3 * scale
+    home = cand[:, 0].astype(np.int64)
+    vague = np.flatnonzero(~clear)
+    if len(vague):
+        home[vague] = home_and_probes(q, xc[vague] + q.center, 2, threads)[2][:, 0]
+    home_d2 = _rerank(q.centroids, xc, home[:, None])[:, 0]
+    return home, home_d2, home[:, None].copy()
 
 
 def _flat_search(points: np.ndarray, x32: np.ndarray, m: int) -> np.ndarray:
