@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
 from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, TaskFn
 
@@ -140,6 +141,9 @@ class SparkEngine(Engine):
             for batch in batches:
                 for task_id in batch.column(0).to_pylist():
                     yield from _to_batches(fn(tasks[task_id], payload, threads), arrow_schema)
+                    # The rows are downstream now: in a write, the Parquet writer of this
+                    # task attempt has them, so a fault here fails the task mid-write.
+                    fault_point("generate.emitted")
 
         n = max(1, len(tasks))
         ids = self.spark.range(0, len(tasks), 1, numPartitions=n)
