@@ -15,8 +15,10 @@ vacuously.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -138,3 +140,112 @@ def test_spark_task_fails_on_first_attempt(spark, spark_clean, source, faults, t
     leftovers = [p.name for p in (tmp_path / "out").iterdir()
                  if not (p.name.startswith("part-") or p.name in ("_SUCCESS",) or p.name.startswith("."))]
     assert leftovers == []
+
+
+# ------------------------------------------------------------------------------ Dask
+
+
+def _held_at(point: str) -> list[str]:
+    """Threads of this process that are inside ``fault_point(point)`` (run on a worker)."""
+    held = []
+    for ident, frame in sys._current_frames().items():
+        f = frame
+        while f is not None:
+            if f.f_code.co_name == "fault_point" and f.f_locals.get("point") == point:
+                held.append(str(ident))
+                break
+            f = f.f_back
+    return held
+
+
+class _Killer(threading.Thread):
+    """SIGKILL the worker process whose task is held at fault point ``point``.
+
+    Polls the workers' thread stacks until one is inside ``fault_point(point)`` (armed
+    with ``sleep``, so it stays there), kills that process, then disarms the faults so
+    the recomputation runs at full speed.
+    """
+
+    def __init__(self, client, faults, point: str, timeout: float = 120.0) -> None:
+        super().__init__(name=f"kill-worker-at-{point}", daemon=True)
+        self.client, self.faults, self.point, self.timeout = client, faults, point, timeout
+        self.killed: tuple[str, int] | None = None
+        self.error: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        try:
+            deadline = time.monotonic() + self.timeout
+            while not self._stop_event.is_set() and time.monotonic() < deadline:
+                held = [a for a, threads in self.client.run(_held_at, self.point).items() if threads]
+                if held:
+                    pid = self.client.run(os.getpid, workers=held[:1])[held[0]]
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed = (held[0], pid)
+                    return
+                time.sleep(0.05)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+        finally:
+            self.faults.disarm()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
+
+
+def _dask_run(source: str, sampler: str, dst: Path) -> pd.DataFrame:
+    import dask.dataframe as dd
+
+    frame = dd.read_parquet(source)
+    out = SAMPLERS[sampler]().resample(frame, label="y")
+    io.write_parquet("dask", out, str(dst))
+    return _read(dst)
+
+
+@pytest.fixture(scope="module")
+def dask_clean(dask_client, source, tmp_path_factory):
+    """The clean Dask runs, once per sampler (lazily)."""
+    base = tmp_path_factory.mktemp("dask-clean")
+    cache: dict[str, pd.DataFrame] = {}
+
+    def get(sampler: str) -> pd.DataFrame:
+        if sampler not in cache:
+            cache[sampler] = _dask_run(source, sampler, base / sampler)
+        return cache[sampler]
+
+    return get
+
+
+@pytest.mark.parametrize(
+    "point, sampler",
+    [
+        ("generate", "smote"),  # a generation task
+        # A search task reads its bucket group from the join's p2p shuffle: losing its
+        # worker loses shuffle output, so the shuffle itself must be redone.
+        ("join.search", "smote_tomek"),
+        ("write", "smote"),  # a part-file write
+    ],
+)
+def test_dask_worker_killed_mid_job(dask_cluster, dask_client, dask_clean, source, faults, tmp_path,
+                                    point, sampler):
+    if point == "write" and 'fault_point("write")' not in inspect.getsource(io.write_part):
+        pytest.skip("io.write_part has no 'write' fault point yet")
+    expected = dask_clean(sampler)
+    before = set(dask_cluster.wait_for_workers(dask_client))
+    faults.arm(f"{point}=sleep:5")
+    killer = _Killer(dask_client, faults, point)
+    killer.start()
+    try:
+        rows = _dask_run(source, sampler, tmp_path / "out")
+    finally:
+        killer.stop()
+    assert killer.error is None, repr(killer.error)
+    assert killer.killed is not None, f"no worker reached fault point {point!r}"
+    address, pid = killer.killed
+    assert address in before
+    # The cluster recovers (the nanny restarts the process) for the tests that follow.
+    after = dask_cluster.wait_for_workers(dask_client, gone=[address])
+    assert pid not in dask_client.run(os.getpid).values()
+    assert len(after) == dask_cluster.n_workers
+    assert_same_rows(rows, expected)
