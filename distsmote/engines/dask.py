@@ -76,12 +76,13 @@ def _client():
         return None
 
 
-def _gather(frame: "dd.DataFrame", name: str, each=None) -> list[pd.DataFrame]:
+def _gather(frame: "dd.DataFrame", name: str, each=None, rows: bool = True) -> list[pd.DataFrame]:
     """Compute every partition of ``frame`` to the client, in order, reporting progress.
 
     For frames that are small by construction.  On a distributed cluster each partition
     is a future followed as it completes (a bar on a terminal, log lines otherwise);
     ``each(position, partition)`` sees them as they arrive and may raise to stop early.
+    ``rows``: count the partitions' rows in the progress messages.
     """
     parts = frame.to_delayed()
     client = _client()
@@ -91,9 +92,9 @@ def _gather(frame: "dd.DataFrame", name: str, each=None) -> list[pd.DataFrame]:
             for i, pdf in enumerate(out):
                 if each is not None:
                     each(i, pdf)
-            st.advance(len(parts))
+            st.advance(len(parts), sum(map(len, out)) if rows else 0)
         return out
-    return follow(client.compute(parts), name, unit="partitions", count=len, each=each)
+    return follow(client.compute(parts), name, unit="partitions", count=len if rows else None, each=each)
 
 
 def _concat(parts: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
@@ -128,7 +129,7 @@ class DaskEngine(Engine):
         meta = pandas_label_stats(frame._meta, label, features)
         parts = frame.map_partitions(pandas_label_stats, label, list(features), meta=meta)
         # One small row per (partition, class): small by construction.
-        return reduce_label_stats(_concat(_gather(parts, "class statistics"), meta), features)
+        return reduce_label_stats(_concat(_gather(parts, "class statistics", rows=False), meta), features)
 
     def collect_rows(self, frame, label, classes, columns) -> pd.DataFrame:
         subset = frame[frame[label].isin(list(classes))][list(columns)]
