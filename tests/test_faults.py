@@ -3,8 +3,8 @@
 * Spark: every task of a stage fails on its first attempt (``fail-once`` keys on the
   task's attempt number) in generation, in the kNN join's search and mid-write; the
   job succeeds on retry and writes the clean run's rows, as a multiset.
-* Dask: a worker process is SIGKILLed while it runs a generation task, a search task
-  after the join's shuffle, or a part-file write; the job finishes on the other worker
+* Dask: a worker process is SIGKILLed while it runs a generation task, the map side of
+  the join's shuffle, a search task after that shuffle, or a part-file write; the job finishes on the other worker
   (the nanny restarts the killed one) and writes the clean run's rows.
 
 Every test also proves that its fault really happened (failed Spark tasks counted by
@@ -221,6 +221,8 @@ def dask_clean(dask_client, source, tmp_path_factory):
     "point, sampler",
     [
         ("generate", "smote"),  # a generation task
+        # The map side of the join's p2p shuffle: the worker dies mid-transfer.
+        ("shuffle", "smote_tomek"),
         # A search task reads its bucket group from the join's p2p shuffle: losing its
         # worker loses shuffle output, so the shuffle itself must be redone.
         ("join.search", "smote_tomek"),

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._faults import fault_point
 from distsmote.engines.base import (
     ColumnFn,
     Engine,
@@ -52,6 +53,12 @@ def _run_task(fn: TaskFn, task: Any, payload: Any, dtypes: pd.Series) -> pd.Data
 
 def _run_partition(pdf: pd.DataFrame, fn: PartitionFn, payload: Any, dtypes: pd.Series) -> pd.DataFrame:
     return conform_pandas(fn(pdf, payload, _task_threads()), dtypes)
+
+
+def _shuffle_input(pdf: pd.DataFrame) -> pd.DataFrame:
+    """The map side of a shuffle, unchanged: fault point ``shuffle`` (fused, no cost)."""
+    fault_point("shuffle")
+    return pdf
 
 
 def _sorted_keys(parts: list[pd.Series]) -> np.ndarray:
@@ -164,7 +171,8 @@ class DaskEngine(Engine):
         return frame.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta)
 
     def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions):
-        shuffled = frame.shuffle(on=by, npartitions=max(1, int(npartitions)))
+        sent = frame.map_partitions(_shuffle_input, meta=frame._meta)
+        shuffled = sent.shuffle(on=by, npartitions=max(1, int(npartitions)))
         return shuffled.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta)
 
     def aggregate(self, frame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
