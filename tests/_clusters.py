@@ -51,6 +51,11 @@ LOG_TAIL_LINES = 60
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = Path(__file__).resolve().parent
 
+# Names the file that arms fault points (distsmote._faults). conftest sets it, once per
+# test session, in os.environ before any cluster starts, so every daemon, executor and
+# worker inherits it; Spark executors also get it through spark.executorEnv.
+FAULTS_FILE_ENV = "DISTSMOTE_FAULTS_FILE"
+
 # Seconds each fixture took to come up; printed by conftest.pytest_terminal_summary.
 STARTUP_TIMES: dict[str, float] = {}
 
@@ -304,12 +309,34 @@ def start_on_free_ports(
 class DaskCluster:
     address: str  # "tcp://127.0.0.1:<port>"
     scheduler: ManagedProcess
-    worker: ManagedProcess
+    worker: ManagedProcess  # the `dask worker` CLI: N_WORKERS nannies, one worker process each
     log_dir: Path
+    n_workers: int = 2
 
     @property
     def processes(self) -> list[ManagedProcess]:
         return [self.scheduler, self.worker]
+
+    def wait_for_workers(self, client, n: int | None = None, gone: Iterable[str] = (),
+                         timeout: float = STARTUP_TIMEOUT) -> dict:
+        """Wait until ``n`` (default: all) workers are registered and none of ``gone``.
+
+        A killed worker process is restarted by its nanny under a new address; tests
+        that kill one call this so the next test sees the full cluster again.
+        Returns ``scheduler_info()["workers"]``.
+        """
+        n = self.n_workers if n is None else n
+        gone = set(gone)
+        state: dict = {}
+
+        def ready() -> bool:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+            state["workers"] = workers
+            return len(workers) >= n and not gone.intersection(workers)
+
+        wait_until(ready, f"{n} Dask workers registered (none of {sorted(gone)})",
+                   self.processes, timeout=timeout)
+        return state["workers"]
 
     def stop(self) -> None:
         # Worker first so it does not spend its death-timeout reconnecting.
@@ -317,8 +344,15 @@ class DaskCluster:
         self.scheduler.stop()
 
 
+DASK_WORKERS = 2  # worker processes (each under a nanny that restarts it if it dies)
+
+
 def start_dask_cluster(base_dir: Path) -> DaskCluster:
-    """``dask scheduler`` + one ``dask worker`` (1 process x 2 threads) on 127.0.0.1."""
+    """``dask scheduler`` + ``dask worker`` (2 processes x 1 thread, 3 GiB each) on 127.0.0.1.
+
+    Two worker processes, so a test can kill one mid-job and the job finishes on the
+    other; each runs under a nanny, which starts a replacement when its worker dies.
+    """
     from distributed import Client
 
     t0 = time.monotonic()
@@ -364,10 +398,10 @@ def start_dask_cluster(base_dir: Path) -> DaskCluster:
             "dask-worker",
             [
                 dask_cli, "worker", address,
-                "--nworkers", "1",
-                "--nthreads", "2",
+                "--nworkers", str(DASK_WORKERS),
+                "--nthreads", "1",
                 "--host", HOST,
-                "--memory-limit", "4GiB",
+                "--memory-limit", "3GiB",
                 "--no-dashboard",
                 "--dashboard-address", f"{HOST}:0",  # same as scheduler: not 0.0.0.0
                 "--local-directory", str(base_dir / "worker-space"),
@@ -385,7 +419,7 @@ def start_dask_cluster(base_dir: Path) -> DaskCluster:
         def _wait_for_worker() -> None:
             try:
                 with Client(address, timeout="30s", set_as_default=False) as c:
-                    c.wait_for_workers(1, timeout=STARTUP_TIMEOUT)
+                    c.wait_for_workers(DASK_WORKERS, timeout=STARTUP_TIMEOUT)
                     result["n"] = len(c.scheduler_info(n_workers=-1)["workers"])
             except BaseException as exc:  # noqa: BLE001
                 result["error"] = exc
@@ -400,7 +434,7 @@ def start_dask_cluster(base_dir: Path) -> DaskCluster:
                 )
             return "n" in result
 
-        wait_until(_done, "1 Dask worker registered at the scheduler", procs,
+        wait_until(_done, f"{DASK_WORKERS} Dask workers registered at the scheduler", procs,
                    timeout=STARTUP_TIMEOUT + 10)
         th.join(timeout=5)
     except BaseException:
@@ -409,7 +443,8 @@ def start_dask_cluster(base_dir: Path) -> DaskCluster:
         scheduler.stop()
         raise
     STARTUP_TIMES["dask_cluster"] = time.monotonic() - t0
-    return DaskCluster(address=address, scheduler=scheduler, worker=worker, log_dir=base_dir)
+    return DaskCluster(address=address, scheduler=scheduler, worker=worker, log_dir=base_dir,
+                       n_workers=DASK_WORKERS)
 
 
 # ----------------------------------------------------------------------------- Spark
@@ -464,6 +499,8 @@ class SparkCluster:
             "--conf", f"spark.pyspark.python={sys.executable}",
             "--conf", f"spark.pyspark.driver.python={sys.executable}",
             "--conf", f"spark.executorEnv.PYTHONPATH={self.env['PYTHONPATH']}",
+            *(["--conf", f"spark.executorEnv.{FAULTS_FILE_ENV}={self.env[FAULTS_FILE_ENV]}"]
+              if FAULTS_FILE_ENV in self.env else []),
             "--conf", f"spark.local.dir={self.base_dir / 'submit-local'}",
             "--conf", "spark.sql.session.timeZone=UTC",
             *extra,
@@ -626,6 +663,8 @@ SESSION_CONF: dict[str, str] = {
     "spark.python.worker.reuse": "true",
     "spark.python.worker.faulthandler.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
+    # Standalone's default, pinned: the fault tests need a failed task to be retried.
+    "spark.task.maxFailures": "4",
 }
 
 # os.environ keys the in-process driver needs (launch_gateway copies os.environ).
@@ -708,6 +747,8 @@ def start_spark_session(cluster: SparkCluster, base_dir: Path) -> SparkSessionHa
     conf.set("spark.pyspark.driver.python", sys.executable)
     conf.set("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
     conf.set("spark.executorEnv.PYTHONPATH", cluster.env["PYTHONPATH"])
+    if FAULTS_FILE_ENV in cluster.env:  # arm faults in executors (see conftest `faults`)
+        conf.set(f"spark.executorEnv.{FAULTS_FILE_ENV}", cluster.env[FAULTS_FILE_ENV])
     conf.set("spark.local.dir", str(base_dir / "local"))
     conf.set("spark.sql.warehouse.dir", str(base_dir / "warehouse"))
 

@@ -7,8 +7,10 @@ tail of its log; these fixtures never skip.
 
 Fixtures
 --------
-dask_cluster   ``dask scheduler`` + one ``dask worker`` (1 process, 2 threads, 4GiB).
-               ``.address`` -> "tcp://127.0.0.1:<port>"; ``.log_dir``.
+dask_cluster   ``dask scheduler`` + ``dask worker`` with 2 worker processes (1 thread,
+               3GiB each), each under a nanny that restarts it if it dies.
+               ``.address`` -> "tcp://127.0.0.1:<port>"; ``.log_dir``; ``.n_workers``;
+               ``.wait_for_workers(client, gone=...)`` (after killing a worker).
 dask_client    ``distributed.Client`` connected to ``dask_cluster``. NOTE: it is created
                the normal way, so it becomes the *default* client: once a test has
                requested it, plain ``dask.compute()`` / ``.compute()`` calls anywhere in
@@ -19,8 +21,13 @@ spark_cluster  Spark standalone master + one worker from the pyspark wheel.
                (a ``spark-submit`` argv prefix whose resource settings fit next to the
                ``spark`` fixture's app; see ``tests/_clusters.py``).
 spark          ONE ``SparkSession`` on ``spark_cluster`` for the whole session
-               (2 executor cores, shuffle partitions 4, Arrow on without fallback).
-               Do not call ``spark.stop()`` in tests.
+               (2 executor cores, shuffle partitions 4, Arrow on without fallback,
+               ``spark.task.maxFailures`` 4). Do not call ``spark.stop()`` in tests.
+faults         Arms fault points (``distsmote._faults``) in this process, the Dask
+               workers and the Spark executors: ``faults.arm("generate=fail-once")``.
+               Disarmed (and the ``fail-once`` markers removed) when the test ends.
+               Works through ``DISTSMOTE_FAULTS_FILE``, which this file points at a
+               per-session path before any cluster starts, so every process inherits it.
 
 Tests that use any of these fixtures are automatically marked ``cluster``, so
 ``pytest -m "not cluster"`` runs only the fast in-process tests.
@@ -30,7 +37,11 @@ This file must not import ``distsmote`` (nor pyspark / distributed) at import ti
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -45,6 +56,11 @@ CLUSTER_FIXTURES = frozenset({"dask_cluster", "dask_client", "spark_cluster", "s
 
 
 def pytest_configure(config):
+    # One faults file per test session, named in os.environ before any daemon starts:
+    # Dask workers and Spark executors inherit it and read it at every fault point.
+    if _clusters.FAULTS_FILE_ENV not in os.environ:
+        config._distsmote_faults_dir = tempfile.mkdtemp(prefix="distsmote-faults-")
+        os.environ[_clusters.FAULTS_FILE_ENV] = os.path.join(config._distsmote_faults_dir, "armed")
     # pyspark 4.x warns once per process, on importing pyspark.testing during
     # SparkSession creation (and again on mapInArrow), that pandas >= 3 is "not yet
     # fully supported". It says nothing about the code under test; silence only it.
@@ -52,6 +68,13 @@ def pytest_configure(config):
         "filterwarnings",
         "ignore:PySpark does not yet fully support pandas:FutureWarning",
     )
+
+
+def pytest_unconfigure(config):
+    path = getattr(config, "_distsmote_faults_dir", None)
+    if path:
+        os.environ.pop(_clusters.FAULTS_FILE_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -105,3 +128,43 @@ def spark(spark_cluster, tmp_path_factory):
         yield handle.session
     finally:
         handle.stop()
+
+
+class Faults:
+    """Arm and disarm fault points in every process of the test session.
+
+    ``arm`` replaces the whole spec atomically (readers see the old or the new spec,
+    never a partial one); ``disarm`` removes it and the ``fail-once`` markers.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def arm(self, spec: str) -> None:
+        self.disarm()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(spec, encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def disarm(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        for marker in self.path.parent.glob(self.path.name + ".*.fired"):
+            with contextlib.suppress(FileNotFoundError):
+                marker.unlink()
+
+    def fired(self) -> list[str]:
+        """Points whose ``fail-once`` fired outside Spark (marker files)."""
+        prefix = len(self.path.name) + 1
+        markers = self.path.parent.glob(self.path.name + ".*.fired")
+        return sorted(m.name[prefix:].removesuffix(".fired").rsplit(".", 1)[0] for m in markers)
+
+
+@pytest.fixture
+def faults():
+    handle = Faults(os.environ[_clusters.FAULTS_FILE_ENV])
+    handle.disarm()
+    try:
+        yield handle
+    finally:
+        handle.disarm()

@@ -31,9 +31,10 @@ def test_dask_cluster_computes(dask_cluster, dask_client):
     assert dask_cluster.address.startswith("tcp://127.0.0.1:")
     assert dask_client.scheduler.address == dask_cluster.address
     workers = dask_client.scheduler_info(n_workers=-1)["workers"]
-    assert len(workers) == 1
-    (winfo,) = workers.values()
-    assert winfo["host"] == "127.0.0.1" and winfo["nthreads"] == 2
+    assert len(workers) == dask_cluster.n_workers == 2
+    assert all(w["host"] == "127.0.0.1" and w["nthreads"] == 1 for w in workers.values())
+    pids = dask_client.run(os.getpid)
+    assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
 
     pdf = pd.DataFrame({"x": range(1000), "y": [1.5] * 1000})
     ddf = dd.from_pandas(pdf, npartitions=4).map_partitions(_add_pid)

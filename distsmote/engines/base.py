@@ -3,7 +3,8 @@
 A sampler never imports an engine and an engine knows nothing about SMOTE.  Engines
 supply schema inspection, one aggregation pass for class statistics, a filtered collect
 of a small subset, broadcast, task-based generation and union.  Every primitive that
-returns data to the driver returns something small by construction.
+returns data to the driver returns something small by construction, and reports its
+progress as a :func:`distsmote.progress.stage` (log lines; a bar on a terminal).
 """
 
 from __future__ import annotations

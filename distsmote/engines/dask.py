@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._faults import fault_point
 from distsmote.engines.base import (
     ColumnFn,
     Engine,
@@ -25,6 +26,7 @@ from distsmote.engines.base import (
     numeric_dtype,
 )
 from distsmote.engines.local import pandas_label_stats, reduce_label_stats
+from distsmote.progress import follow, stage
 
 try:
     import dask
@@ -53,6 +55,12 @@ def _run_partition(pdf: pd.DataFrame, fn: PartitionFn, payload: Any, dtypes: pd.
     return conform_pandas(fn(pdf, payload, _task_threads()), dtypes)
 
 
+def _shuffle_input(pdf: pd.DataFrame) -> pd.DataFrame:
+    """The map side of a shuffle, unchanged: fault point ``shuffle`` (fused, no cost)."""
+    fault_point("shuffle")
+    return pdf
+
+
 def _sorted_keys(parts: list[pd.Series]) -> np.ndarray:
     arrays = [p.to_numpy(np.int64) for p in parts]
     return np.unique(np.concatenate(arrays)) if arrays else np.empty(0, np.int64)
@@ -73,6 +81,35 @@ def _client():
         return default_client()
     except (ImportError, ValueError):
         return None
+
+
+def _gather(frame: "dd.DataFrame", name: str, each=None, rows: bool = True) -> list[pd.DataFrame]:
+    """Compute every partition of ``frame`` to the client, in order, reporting progress.
+
+    For frames that are small by construction.  On a distributed cluster each partition
+    is a future followed as it completes (a bar on a terminal, log lines otherwise);
+    ``each(position, partition)`` sees them as they arrive and may raise to stop early.
+    ``rows``: count the partitions' rows in the progress messages.
+    """
+    parts = frame.to_delayed()
+    client = _client()
+    if client is None:  # no distributed client: the local schedulers
+        with stage(name, total=len(parts), unit="partitions") as st:
+            out = list(dask.compute(*parts))
+            for i, pdf in enumerate(out):
+                if each is not None:
+                    each(i, pdf)
+            st.advance(len(parts), sum(map(len, out)) if rows else 0)
+        return out
+    return follow(client.compute(parts), name, unit="partitions", count=len if rows else None, each=each)
+
+
+def _concat(parts: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(parts) if parts else meta
+
+
+def _partial_agg(pdf: pd.DataFrame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
+    return pdf.groupby(by, sort=False).agg(aggs).reset_index()
 
 
 def _check_small(n_rows: int, max_rows: int) -> None:
@@ -99,11 +136,12 @@ class DaskEngine(Engine):
         meta = pandas_label_stats(frame._meta, label, features)
         parts = frame.map_partitions(pandas_label_stats, label, list(features), meta=meta)
         # One small row per (partition, class): small by construction.
-        return reduce_label_stats(parts.compute(), features)
+        return reduce_label_stats(_concat(_gather(parts, "class statistics", rows=False), meta), features)
 
     def collect_rows(self, frame, label, classes, columns) -> pd.DataFrame:
         subset = frame[frame[label].isin(list(classes))][list(columns)]
-        return subset.compute()  # only the classes being oversampled
+        # Only the classes being oversampled.
+        return _concat(_gather(subset, "collecting rows"), subset._meta)
 
     def broadcast(self, value: Any) -> Any:
         return dask.delayed(value, pure=True, traverse=False)
@@ -133,37 +171,38 @@ class DaskEngine(Engine):
         return frame.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta)
 
     def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions):
-        shuffled = frame.shuffle(on=by, npartitions=max(1, int(npartitions)))
+        sent = frame.map_partitions(_shuffle_input, meta=frame._meta)
+        shuffled = sent.shuffle(on=by, npartitions=max(1, int(npartitions)))
         return shuffled.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta)
 
     def aggregate(self, frame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
-        # One row per group: small by construction.
-        out = frame.groupby(by).agg(aggs).compute()
+        # Partial aggregates per partition (the pass over the data, followed with
+        # progress), then a tree reduction of those: sum, max and min compose.
+        meta = _partial_agg(frame._meta, by, aggs)
+        partial = frame.map_partitions(_partial_agg, by, aggs, meta=meta)
+        client = _client()
+        if client is not None:
+            from distributed import futures_of
+
+            partial = client.persist(partial)
+            follow(futures_of(partial), f"aggregating by {by}", unit="partitions", gather=False)
+            out = partial.groupby(by).agg(aggs).compute()  # one row per group: small
+        else:
+            with stage(f"aggregating by {by}"):
+                out = partial.groupby(by).agg(aggs).compute()
         return out.reset_index().sort_values(by, ignore_index=True)
 
     def collect_small(self, frame, max_rows: int) -> pd.DataFrame:
-        parts = frame.to_delayed()
-        client = _client()
-        if client is None:  # no distributed client: the local schedulers
-            out = pd.concat(dask.compute(*parts), ignore_index=True) if parts else frame._meta
-            _check_small(len(out), max_rows)
-            return out.reset_index(drop=True)
         # Partitions arrive one by one; stop as soon as the total is too large.
-        from distributed import as_completed
-
-        futures = client.compute(parts)
-        index = {f.key: i for i, f in enumerate(futures)}
-        got: dict[int, pd.DataFrame] = {}
         total = 0
-        try:
-            for future in as_completed(futures):
-                pdf = future.result()
-                total += len(pdf)
-                _check_small(total, max_rows)
-                got[index[future.key]] = pdf
-        finally:
-            client.cancel(futures)
-        out = pd.concat([got[i] for i in sorted(got)], ignore_index=True) if got else frame._meta
+
+        def check(_i: int, pdf: pd.DataFrame) -> None:
+            nonlocal total
+            total += len(pdf)
+            _check_small(total, max_rows)
+
+        parts = _gather(frame, "collecting a sample", each=check)
+        out = pd.concat(parts, ignore_index=True) if parts else frame._meta
         return out.reset_index(drop=True)
 
     def add_column(self, frame, name: str, fn: ColumnFn, handle):

@@ -20,6 +20,7 @@ from distsmote.engines.base import (
     conform_pandas,
     numeric_dtype,
 )
+from distsmote.progress import stage
 
 
 def pandas_label_stats(pdf: pd.DataFrame, label: str, features: Sequence[str]) -> pd.DataFrame:
@@ -75,7 +76,8 @@ class LocalEngine(Engine):
         return {str(c): numeric_dtype(t) for c, t in frame.dtypes.items()}
 
     def label_stats(self, frame: pd.DataFrame, label: str, features: Sequence[str]) -> LabelStats:
-        return reduce_label_stats(pandas_label_stats(frame, label, features), features)
+        with stage("class statistics"):
+            return reduce_label_stats(pandas_label_stats(frame, label, features), features)
 
     def labels_in_memory(self, frame: pd.DataFrame, label: str) -> Any:
         return frame[label].to_numpy()
@@ -89,8 +91,13 @@ class LocalEngine(Engine):
     def generate(self, fn: TaskFn, tasks, handle, like: pd.DataFrame) -> pd.DataFrame:
         # One task per core, one FAISS thread each (FAISS releases the GIL); OpenMP
         # spreading one task over busy cores is several times slower.
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            parts = list(pool.map(lambda t: conform_pandas(fn(t, handle, 1), like.dtypes), tasks))
+        tasks = list(tasks)
+        with stage("generation tasks", total=len(tasks), unit="tasks") as st, \
+                ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            parts = []
+            for part in pool.map(lambda t: conform_pandas(fn(t, handle, 1), like.dtypes), tasks):
+                parts.append(part)
+                st.advance(1, len(part))
         if not parts:
             return like.iloc[:0]
         return pd.concat(parts, ignore_index=True)

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
 from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, TaskFn
+from distsmote.progress import stage
 
 try:
     import pyarrow as pa
@@ -82,13 +84,41 @@ class _Payload:
         return self._broadcast.value if self._broadcast is not None else self._value
 
 
+def _active_tasks(spark: SparkSession):
+    """``poll()`` for :func:`distsmote.progress.stage`: tasks done/total of active stages."""
+    try:
+        tracker = spark.sparkContext.statusTracker()
+    except Exception:  # Spark Connect has no sparkContext
+        return None
+
+    def poll() -> tuple[int, int] | None:
+        done = total = 0
+        for stage_id in tracker.getActiveStageIds():
+            info = tracker.getStageInfo(stage_id)
+            if info is not None:
+                done += info.numCompletedTasks
+                total += info.numTasks
+        return (done, total) if total else None
+
+    return poll
+
+
 class SparkEngine(Engine):
-    """Primitives over :class:`pyspark.sql.DataFrame`."""
+    """Primitives over :class:`pyspark.sql.DataFrame`.
+
+    Work that runs on the driver's behalf (statistics, collects, aggregations) is
+    reported as a :func:`distsmote.progress.stage`: start and end lines, and running
+    lines with the task counts of Spark's active stages.  On a terminal the bar is
+    Spark's own console progress bar (``spark.ui.showConsoleProgress``).
+    """
 
     name = "spark"
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
+
+    def _stage(self, name: str):
+        return stage(name, unit="tasks", bar=False, poll=_active_tasks(self.spark))
 
     def columns(self, frame: DataFrame) -> dict[str, np.dtype | None]:
         out = {}
@@ -107,7 +137,8 @@ class SparkEngine(Engine):
                 bad = bad | F.isnan(col) | (F.abs(col) == F.lit(float("inf")))
             aggs.append(F.sum(F.when(bad, 1).otherwise(0)).alias(f"__f{i}"))
         # One row per class: small by construction.
-        rows = frame.groupBy(F.col(f"`{label}`").alias("__class__")).agg(*aggs).collect()
+        with self._stage("class statistics"):
+            rows = frame.groupBy(F.col(f"`{label}`").alias("__class__")).agg(*aggs).collect()
         counts, nonfinite, null = {}, dict.fromkeys(features, 0), 0
         for r in rows:
             if r["__class__"] is None:
@@ -120,7 +151,8 @@ class SparkEngine(Engine):
 
     def collect_rows(self, frame, label, classes, columns) -> pd.DataFrame:
         subset = frame.filter(F.col(f"`{label}`").isin(list(classes)))
-        table = subset.select(*[F.col(f"`{c}`") for c in columns]).toArrow()
+        with self._stage("collecting rows"):
+            table = subset.select(*[F.col(f"`{c}`") for c in columns]).toArrow()
         return table.to_pandas()  # only the classes being oversampled
 
     def broadcast(self, value: Any) -> _Payload:
@@ -140,6 +172,9 @@ class SparkEngine(Engine):
             for batch in batches:
                 for task_id in batch.column(0).to_pylist():
                     yield from _to_batches(fn(tasks[task_id], payload, threads), arrow_schema)
+                    # The rows are downstream now: in a write, the Parquet writer of this
+                    # task attempt has them, so a fault here fails the task mid-write.
+                    fault_point("generate.emitted")
 
         n = max(1, len(tasks))
         ids = self.spark.range(0, len(tasks), 1, numPartitions=n)
@@ -195,11 +230,13 @@ class SparkEngine(Engine):
         funcs = {"sum": F.sum, "max": F.max, "min": F.min}
         exprs = [funcs[how](F.col(f"`{c}`")).alias(c) for c, how in aggs.items()]
         # One row per group: small by construction.
-        out = frame.groupBy(F.col(f"`{by}`")).agg(*exprs).toArrow().to_pandas()
+        with self._stage(f"aggregating by {by}"):
+            out = frame.groupBy(F.col(f"`{by}`")).agg(*exprs).toArrow().to_pandas()
         return out.sort_values(by, ignore_index=True)
 
     def collect_small(self, frame: DataFrame, max_rows: int) -> pd.DataFrame:
-        table = frame.limit(max_rows + 1).toArrow()
+        with self._stage("collecting a sample"):
+            table = frame.limit(max_rows + 1).toArrow()
         if table.num_rows > max_rows:
             raise RuntimeError(f"Refusing to collect more than {max_rows} rows.")
         return table.to_pandas()
