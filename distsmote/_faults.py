@@ -24,9 +24,11 @@ long-lived worker processes by writing that file).  Actions:
     Sleep, so that a test can act while the run is at this point.
 
 Points used by distsmote: ``plan`` (driver, before generation is planned),
-``generate`` (each generation task), ``join.search`` (each kNN-join search task),
-``write`` (each Dask/local part-file write), and ``commit.<step>`` (each step of the
-output commit, see :mod:`distsmote.io`).
+``generate`` (each generation task), ``generate.emitted`` (Spark: after a generation
+task has handed its rows on, i.e. mid-write), ``join.search`` (each kNN-join search
+task), ``shuffle`` (Dask: the sending side of each shuffle), ``write`` (each Dask/local
+part-file write), and ``commit.<step>`` (each step of the output commit, see
+:mod:`distsmote.io`).
 """
 
 from __future__ import annotations

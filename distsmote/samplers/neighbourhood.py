@@ -28,6 +28,7 @@ from distsmote.neighbors.all_classes import (
 )
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.join import KEY, feature_names
+from distsmote.progress import stage
 from distsmote.samplers.base import FrameInfo
 from distsmote.samplers.oversampling import ClassRows
 
@@ -84,13 +85,15 @@ def profiles(
     """
     k = max(m, k_out)
     t0 = time.perf_counter()
-    hood = neighbours_over_all_classes(
-        engine, frame, label=info.label, features=info.features, classes=info.classes,
-        dtype=info.point_dtype, n_rows=info.n_rows, k=k, query_classes=[r.value for r in rows],
-        knn=knn, finish=neighbour_profile, finish_meta=neighbour_profile_meta(k_out),
-        finish_args=(m, k_out), queries=driver_queries([r.x for r in rows], [r.code for r in rows]),
-    )
-    table = collect_per_query(engine, hood.result, max_rows=sum(len(r.x) for r in rows))
+    with stage("neighbours over all classes: planning"):
+        hood = neighbours_over_all_classes(
+            engine, frame, label=info.label, features=info.features, classes=info.classes,
+            dtype=info.point_dtype, n_rows=info.n_rows, k=k, query_classes=[r.value for r in rows],
+            knn=knn, finish=neighbour_profile, finish_meta=neighbour_profile_meta(k_out),
+            finish_args=(m, k_out), queries=driver_queries([r.x for r in rows], [r.code for r in rows]),
+        )
+    with stage("neighbours over all classes: search"):
+        table = collect_per_query(engine, hood.result, max_rows=sum(len(r.x) for r in rows))
     table = table.sort_values("qkey", kind="stable")
     logger.info("neighbours over all classes of %d rows: %.1fs (%s)", len(table), time.perf_counter() - t0, hood.info.mode)
     qkeys = table["qkey"].to_numpy(np.int64)

@@ -25,6 +25,7 @@ from distsmote._validation import check_class_sizes
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.index import build_index
+from distsmote.progress import stage
 from distsmote.samplers.base import BaseSampler, FrameInfo
 
 logger = logging.getLogger("distsmote")
@@ -98,9 +99,11 @@ class BaseOverSampler(BaseSampler):
             return base
         fault_point("plan")
         t0 = time.perf_counter()
-        rows = collect_class_rows(engine, frame, info, active)
+        with stage("planning: collect the classes to oversample"):
+            rows = collect_class_rows(engine, frame, info, active)
         allocations = self._allocate(engine, frame, info, rows, seed)
-        payload, tasks = self._payload(info, rows, allocations, k, seed)
+        with stage("planning: neighbour indexes"):
+            payload, tasks = self._payload(info, rows, allocations, k, seed)
         logger.info("plan: %d generation tasks (%.1fs)", len(tasks), time.perf_counter() - t0)
         synthetic = engine.generate(smote_task, tasks, engine.broadcast(payload), like=base)
         return engine.union([base, synthetic])
