@@ -15,7 +15,6 @@ from distsmote.samplers.base import (
     POSITIVE_INT,
     RANDOM_STATE,
     FrameInfo,
-    join_knn,
 )
 from distsmote.samplers.neighbourhood import profiles
 from distsmote.samplers.oversampling import Allocation, BaseOverSampler, ClassRows
@@ -64,6 +63,7 @@ class ADASYN(BaseOverSampler):
     imbalanced-learn's ``RuntimeError`` (its weights would all be 0).
     """
 
+    _all_classes = True
     _parameter_constraints = {
         "sampling_strategy": OVER_SAMPLING_STRATEGY,
         "n_neighbors": POSITIVE_INT,
@@ -84,9 +84,6 @@ class ADASYN(BaseOverSampler):
         self.random_state = random_state
         self.knn = knn
 
-    def _check_params(self) -> None:
-        join_knn(self.knn)
-
     def _k(self) -> int:
         return int(self.n_neighbors)
 
@@ -94,7 +91,7 @@ class ADASYN(BaseOverSampler):
         self, engine: Engine, frame: Any, info: FrameInfo, rows: list[ClassRows]
     ) -> list[np.ndarray]:
         """Each class's per-row count of other-class neighbours, in canonical order."""
-        found, hood = profiles(engine, frame, info, rows, m=self._k(), k_out=0, knn=join_knn(self.knn))
+        found, hood = profiles(engine, frame, info, rows, m=self._k(), k_out=0, knn=self._knn())
         self.join_info_ = hood.info
         return [p.n_other for p in found]
 

@@ -17,7 +17,6 @@ from distsmote.samplers.base import (
     POSITIVE_INT,
     RANDOM_STATE,
     FrameInfo,
-    join_knn,
 )
 from distsmote.samplers.neighbourhood import Profile, neighbours_table, profiles
 from distsmote.samplers.oversampling import Allocation, BaseOverSampler, ClassRows
@@ -70,6 +69,7 @@ class BorderlineSMOTE(BaseOverSampler):
     is logged.
     """
 
+    _all_classes = True
     _parameter_constraints = {
         "sampling_strategy": OVER_SAMPLING_STRATEGY,
         "k_neighbors": POSITIVE_INT,
@@ -96,9 +96,6 @@ class BorderlineSMOTE(BaseOverSampler):
         self.random_state = random_state
         self.knn = knn
 
-    def _check_params(self) -> None:
-        join_knn(self.knn)
-
     def _k(self) -> int:
         return int(self.k_neighbors)
 
@@ -114,7 +111,7 @@ class BorderlineSMOTE(BaseOverSampler):
                 f"{info.n_rows} rows; lower m_neighbors or pass more data."
             )
         k_out = self._k() if self.kind == "borderline-2" else 0
-        found, hood = profiles(engine, frame, info, rows, m=m, k_out=k_out, knn=join_knn(self.knn))
+        found, hood = profiles(engine, frame, info, rows, m=m, k_out=k_out, knn=self._knn())
         self.join_info_ = hood.info
         # imbalanced-learn: m/2 <= n_other < m (m = neighbours found, in approximate mode)
         masks = [(2 * p.n_other >= p.n_edges) & (p.n_other < p.n_edges) for p in found]

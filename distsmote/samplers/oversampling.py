@@ -26,7 +26,7 @@ from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.index import build_index
 from distsmote.progress import stage
-from distsmote.samplers.base import BaseSampler, FrameInfo
+from distsmote.samplers.base import BaseSampler, FrameInfo, join_knn
 
 logger = logging.getLogger("distsmote")
 
@@ -72,12 +72,18 @@ class BaseOverSampler(BaseSampler):
     """
 
     _sampling_type = "over-sampling"
+    #: Whether the sampler also searches neighbours over all classes (the kNN join,
+    #: which has no HNSW mode).
+    _all_classes = False
 
     def _k(self) -> int:
         raise NotImplementedError
 
     def _knn(self) -> KnnConfig:
-        return KnnConfig.coerce(self.knn)
+        return join_knn(self.knn) if self._all_classes else KnnConfig.coerce(self.knn)
+
+    def _check_params(self) -> None:
+        self._knn()
 
     def _other_step(self) -> float:
         return 0.5

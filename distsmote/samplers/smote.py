@@ -68,8 +68,5 @@ class SMOTE(BaseOverSampler):
         self.random_state = random_state
         self.knn = knn
 
-    def _check_params(self) -> None:
-        self._knn()
-
     def _k(self) -> int:
         return int(self.k_neighbors)
