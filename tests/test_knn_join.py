@@ -309,3 +309,20 @@ def test_broadcast_query_join_equals_shuffle_join(nlist, nprobe, k):
     assert shuffle.info.mode == "approximate" and "broadcast" in broadcast.info.mode
     a, b = (h.result.sort_values(["qkey", "rank"]).reset_index(drop=True) for h in (shuffle, broadcast))
     pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("n_cells", [40, 300])  # flat and two-level quantizers
+def test_home_only_search_picks_the_same_cell(n_cells):
+    """Rows that are only data get their home by a cheaper search: the same cell."""
+    from distsmote.neighbors.cells import home_and_probes, train_quantizer
+
+    rng = np.random.default_rng(n_cells)
+    x = np.round(rng.normal(size=(20_000, 4)), 2)
+    q = train_quantizer(x[:12_000], n_cells, 10, 40, 0)
+    home, home_d2, probes = home_and_probes(q, x, 1, 1)
+    full = home_and_probes(q, x, 3, 1)
+    np.testing.assert_array_equal(home, full[0])
+    np.testing.assert_array_equal(home_d2, full[1])
+    np.testing.assert_array_equal(probes[:, 0], home)
+    # Batch-independent: the same cells row by row as in one batch.
+    np.testing.assert_array_equal(home_and_probes(q, x[:500], 1, 1)[0], home[:500])

@@ -175,7 +175,7 @@ def home_and_probes(
     xc = np.asarray(x, dtype=np.float64) - q.center
     n, C = len(xc), q.n_cells
     p = max(1, min(nprobe, C))
-    if p == 1 and q.coarse is None and C > 2 and n:
+    if p == 1 and C > 2 and n:
         return _home_only(q, xc, threads)
     m = min(C, p + _EXTRA_CELLS)
     if m == C:
@@ -203,17 +203,21 @@ def home_and_probes(
 def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The home cell alone, as :func:`home_and_probes` would choose it, more cheaply.
 
-    Where FAISS's float32 distances put the nearest centroid clearly ahead of the second
-    (by far more than float32 rounding), it is the exact nearest, so no re-rank is needed;
-    the other rows take the full path.  Both give the same cell, whatever the batch.
+    Where FAISS's float32 distances put the nearest candidate clearly ahead of the
+    second (by far more than float32 rounding), it is the exact nearest of the same
+    candidate set, so no re-rank is needed; the other rows take the full path.  Both
+    give the same cell, whatever the batch.
     """
     set_threads(threads)
-    index = _faiss().IndexFlatL2(xc.shape[1])
-    index.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
     x32 = np.ascontiguousarray(xc, dtype=np.float32)
-    f32, cand = index.search(x32, 2)
+    if q.coarse is None:
+        index = _faiss().IndexFlatL2(xc.shape[1])
+        index.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
+        f32, cand = index.search(x32, 2)
+    else:
+        f32, cand = _two_level_search(q, xc, x32, 2, distances=True)
     scale = (x32.astype(np.float64) ** 2).sum(1) + float(q.norms2.max(initial=0.0)) + 1e-30
-    clear = (f32[:, 1].astype(np.float64) - f32[:, 0]) > 1e-3 * scale
+    clear = (cand[:, 1] >= 0) & ((f32[:, 1].astype(np.float64) - f32[:, 0]) > 1e-3 * scale)
     home = cand[:, 0].astype(np.int64)
     vague = np.flatnonzero(~clear)
     if len(vague):
@@ -241,7 +245,7 @@ def _rerank(points: np.ndarray, xc: np.ndarray, cand: np.ndarray) -> np.ndarray:
     return d2
 
 
-def _two_level_search(q: Quantizer, xc: np.ndarray, x32: np.ndarray, m: int) -> np.ndarray:
+def _two_level_search(q: Quantizer, xc: np.ndarray, x32: np.ndarray, m: int, distances: bool = False):
     """Candidate cells of a two-level quantizer: the ``m`` nearest (float32) among the
     fine cells of each row's nearest coarse cells (chosen by exact distance, ties by id,
     so the candidate set does not depend on the batch)."""
@@ -262,8 +266,8 @@ def _two_level_search(q: Quantizer, xc: np.ndarray, x32: np.ndarray, m: int) -> 
     parent = np.ascontiguousarray(q.parent, dtype=np.int64)
     index.add_core(q.n_cells, faiss.swig_ptr(cents), faiss.swig_ptr(ids), faiss.swig_ptr(parent))
     index.nprobe = g
-    _, cand = index.search_preassigned(x32, m, np.ascontiguousarray(lists, dtype=np.int64), None)
-    return cand
+    f32, cand = index.search_preassigned(x32, m, np.ascontiguousarray(lists, dtype=np.int64), None)
+    return (f32, cand) if distances else cand
 
 
 def exact_home(q: Quantizer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
