@@ -130,7 +130,7 @@ class _WorkerWatch(threading.Thread):
 
 
 @contextlib.contextmanager
-def dask_client(config: JobConfig, watch: bool = False) -> Iterator[Any]:
+def dask_client(config: JobConfig, watch: bool = False, verbose: bool = False) -> Iterator[Any]:
     """Connect to ``dask.scheduler``, or start an embedded local cluster on 127.0.0.1.
 
     With ``watch``, a thread fails the job (in the main thread) when no worker has been
@@ -154,8 +154,9 @@ def dask_client(config: JobConfig, watch: bool = False) -> Iterator[Any]:
             yield c
         return
     n_workers = config.dask.n_workers or max(1, (os.cpu_count() or 1) // config.dask.threads_per_worker)
+    level = logging.WARNING if verbose else logging.CRITICAL  # task tracebacks only with --verbose
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(level)
     with LocalCluster(
         n_workers=n_workers,
         threads_per_worker=config.dask.threads_per_worker,
@@ -163,7 +164,7 @@ def dask_client(config: JobConfig, watch: bool = False) -> Iterator[Any]:
         host="127.0.0.1",
         scheduler_kwargs={"dashboard": False},
         memory_limit=config.dask.memory_limit,
-        silence_logs=logging.ERROR,
+        silence_logs=level,
     ) as cluster, Client(cluster) as client, watched(client, cluster.scheduler_address) as c:
         log.info("embedded Dask cluster: %d workers × %d threads", n_workers, config.dask.threads_per_worker)
         yield c
@@ -206,7 +207,7 @@ def spark_session(config: JobConfig, verbose: bool = False) -> Iterator[Any]:
 def engine_context(config: JobConfig, verbose: bool = False, watch: bool = False) -> Iterator[Any]:
     """Yield the engine handle (None, a Dask client or a SparkSession)."""
     if config.engine == "dask":
-        with dask_client(config, watch=watch) as client:
+        with dask_client(config, watch=watch, verbose=verbose) as client:
             yield client
     elif config.engine == "spark":
         with spark_session(config, verbose=verbose) as session:

@@ -116,6 +116,7 @@ class FsspecStore(Store):
             pass
 
     def write_text(self, path: str, text: str) -> None:
+        self.fs.makedirs(posixpath.dirname(path.rstrip("/")), exist_ok=True)
         self.fs.pipe_file(path, text.encode())
 
     def read_text(self, path: str) -> str | None:
@@ -313,8 +314,10 @@ def recover(store: Store, output: str) -> None:
         _recover_one(store, output, owner, kinds, out_journal)
 
 
-def _recover_one(store: Store, output: str, owner: Owner, kinds: set[str], out_journal: dict | None) -> None:
+def _recover_one(store: Store, output: str, owner: Owner, kinds: set[str], out_journal: dict | None,
+                 level: int = logging.INFO) -> None:
     staging, aside = sibling(output, "staging", owner), sibling(output, "aside", owner)
+    warn = max(level, logging.WARNING) if level >= logging.INFO else level
     success = _join(output, SUCCESS)
     what = f"the stopped run {owner.pid} on {owner.host}"
     if "staging" in kinds:
@@ -325,34 +328,34 @@ def _recover_one(store: Store, output: str, owner: Owner, kinds: set[str], out_j
                 if store.exists(output):  # a copy-based rename was cut short
                     store.delete(output)
                     mark = False
-                    log.warning("old output %s may be incomplete (an interrupted object-store rename); "
+                    log.log(warn, "old output %s may be incomplete (an interrupted object-store rename); "
                                 "it is left without _SUCCESS", redact(output))
                 store.rename(aside, output)
             elif not store.exists(output):
                 mark = False
             if mark and not store.exists(success):
                 store.touch(success)
-            log.warning("undid the interrupted commit of %s: %s is as before", what, redact(output))
+            log.log(warn, "undid the interrupted commit of %s: %s is as before", what, redact(output))
         store.delete(staging)
-        log.info("removed staging directory %s of %s", redact(staging), what)
+        log.log(level, "removed staging directory %s of %s", redact(staging), what)
     elif "output" in kinds:  # moved into place
         if store.exists(success):  # past the commit point: finish the cleanup
             store.delete(_join(output, OWNER))
             store.delete(aside)
-            log.info("finished the commit of %s", what)
+            log.log(level, "finished the commit of %s", what)
         else:
             store.delete(output)
             if "aside" in kinds:
                 store.rename(aside, output)
                 if out_journal and out_journal.get("replaces_complete"):
                     store.touch(success)
-            log.warning("undid the interrupted commit of %s: %s is as before", what, redact(output))
+            log.log(warn, "undid the interrupted commit of %s: %s is as before", what, redact(output))
     elif "aside" in kinds:  # committed; only the aside copy was left
         if store.exists(output):
             store.delete(aside)
         else:
             store.rename(aside, output)
-            log.warning("restored %s from the aside copy of %s (not marked complete)",
+            log.log(warn, "restored %s from the aside copy of %s (not marked complete)",
                         redact(output), what)
 
 
@@ -370,6 +373,6 @@ def abort(store: Store, output: str, owner: Owner) -> None:
         if journal and journal.get("owner") == str(owner):
             kinds.add("output")
         if kinds:
-            _recover_one(store, output, owner, kinds, journal)
+            _recover_one(store, output, owner, kinds, journal, level=logging.DEBUG)
     except Exception:  # noqa: BLE001 - never hide the original failure
         log.debug("could not clean up after %s", redact(output), exc_info=True)

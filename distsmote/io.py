@@ -41,15 +41,28 @@ def read_parquet(engine: str, path: str, session: Any = None, schema: Any = None
     if engine == "dask":
         import dask.dataframe as dd
 
+        frame = dd.read_parquet(path)
         if schema is None:
-            return dd.read_parquet(path)
-        return dd.read_parquet(path, dataset={"schema": schema})
+            return frame
+        # dask reads each file with its own types (meta from the first): cast lazily
+        return frame.astype(_numeric_dtypes(schema))
     reader = session.read
     if schema is not None:
         from pyspark.sql.pandas.types import from_arrow_schema
 
         reader = reader.schema(from_arrow_schema(schema))
     return reader.parquet(path)
+
+
+def _numeric_dtypes(schema: Any) -> dict[str, Any]:
+    """numpy dtypes of a schema's int and float columns (the only ones that widen)."""
+    import pyarrow as pa
+
+    return {
+        f.name: f.type.to_pandas_dtype()
+        for f in schema
+        if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+    }
 
 
 def write_part(pdf: Any, directory: str, index: int) -> int:
