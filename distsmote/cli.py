@@ -245,21 +245,25 @@ class JobState:
 def _inspect_input(config: JobConfig) -> Any:
     """Check the input's files and schemas on the driver (footers only).
 
-    Spark may read URLs that only Hadoop knows (``s3a://`` without s3fs, ``hdfs://``):
-    then the check is skipped and Spark reports read errors itself.
+    Spark may read URLs that fsspec cannot open, or opens with other credentials
+    (``s3a://`` without s3fs, ``hdfs://``): for a Spark input that is not a local path,
+    a failure to look is not an error; the check is skipped (logged) and Spark reads the
+    input itself.  Problems found in the files are errors on every engine.
     """
-    from distsmote.reading import inspect_input
+    from distsmote.paths import split_scheme
+    from distsmote.reading import InputFileError, inspect_input
 
-    if config.engine == "spark":
-        import fsspec
-
-        try:
-            fsspec.core.url_to_fs(config.input)
-        except (ImportError, ValueError) as exc:
-            log.info("input files not checked before reading (%s); Spark reads %s directly",
-                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__, redact(config.input))
-            return None
-    return inspect_input(config.input)
+    scheme, _ = split_scheme(config.input)
+    if config.engine != "spark" or scheme in ("", "file", "local"):
+        return inspect_input(config.input)
+    try:
+        return inspect_input(config.input)
+    except InputFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - fsspec cannot look; Spark may still read it
+        log.info("input files not checked before reading (%s); Spark reads %s directly",
+                 one_line(exc), redact(config.input))
+        return None
 
 
 def _prepare_output(store: Any, config: JobConfig) -> None:
@@ -487,8 +491,9 @@ def one_line(exc: BaseException) -> str:
     if "Traceback (most recent call last)" in text:
         tail = text.rsplit("Traceback (most recent call last)", 1)[1]
         found = re.findall(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Fault|Exit)\b: .+)$", tail, re.M)
-        if found:
-            return redact(found[0].strip())
+        if found:  # "pkg.module.SomeError: why" -> "SomeError: why"
+            name, _, why = found[0].strip().partition(": ")
+            return redact(f"{name.rsplit('.', 1)[-1]}: {why}")
     lines = [line.strip().lstrip(": ") for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith("An error occurred while calling")] or lines
     return redact(lines[0])

@@ -232,7 +232,7 @@ class Owner:
 
 def _split(output: str) -> tuple[str, str]:
     output = output.rstrip("/")
-    return posixpath.dirname(output), posixpath.basename(output)
+    return posixpath.dirname(output) or ".", posixpath.basename(output)
 
 
 def sibling(output: str, kind: str, owner: Owner) -> str:

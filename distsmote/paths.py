@@ -74,8 +74,8 @@ def locate(path: str, cwd: str | None = None) -> Location:
         if not posixpath.isabs(local):
             local = os.path.join(cwd or os.getcwd(), local)
         return Location("file", _key_forms(os.path.realpath(local)))
-    if family in _PATH_LIKE:
-        return Location(family, _key_forms("/" + rest))
+    if family in _PATH_LIKE:  # credentials, if any, are not part of the path
+        return Location(family, _key_forms("/" + re.sub(r"^[^/@]*:[^/@]*@", "", rest)))
     parts = urlsplit(f"{family}://{rest}")
     authority = (parts.hostname or "").lower()
     if parts.port:

@@ -163,3 +163,21 @@ def test_widening_dask(widened, tmp_path, capsys, dask_cluster):
 
 def test_widening_spark(widened, tmp_path, capsys, spark):
     _run_widened("spark", *widened, tmp_path, capsys)
+
+
+def test_spark_inputs_fsspec_cannot_open_skip_the_footer_check(caplog):
+    """Hadoop-only URLs (no s3fs/adlfs/libhdfs here) are left to Spark, not refused."""
+    import logging
+
+    from distsmote.cli import _inspect_input
+    from distsmote.config import load_config
+
+    for url in ("s3a://bucket/train", "abfs://c@acct.dfs.core.windows.net/train", "hdfs://nn:8020/train"):
+        config = load_config(None, {"input": url, "output": url + "_out", "label": "y", "engine": "spark"})
+        with caplog.at_level(logging.INFO, logger="distsmote"):
+            assert _inspect_input(config) is None
+        assert "input files not checked before reading" in caplog.text
+        caplog.clear()
+        dask_config = load_config(None, {"input": url, "output": url + "_out", "label": "y", "engine": "dask"})
+        with pytest.raises(Exception):
+            _inspect_input(dask_config)

@@ -288,3 +288,16 @@ def test_verbose_shows_the_traceback(dataset, tmp_path, monkeypatch):
         main([*argv, "--verbose"])
     with pytest.raises(InjectedFault):
         main([*argv, "--debug"])
+
+
+def test_spark_task_failure_is_one_line(dataset, tmp_path):
+    """Tasks that keep failing: one line naming the cause, no worker traceback on stderr
+    (local mode runs the executor in the driver's JVM, whose log would print them)."""
+    _, src = dataset
+    proc = _cli("resample", "--input", str(src), "--output", str(tmp_path / "out"), "--label", "y",
+                "--engine", "spark", "--spark-master", "local[1]", "--seed", "1",
+                faults="generate=raise", timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert _error_lines(proc.stderr)[-1] == "distsmote: error: InjectedFault: fault injected at 'generate'", proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and " ERROR " not in proc.stderr, proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
