@@ -63,6 +63,8 @@ class NoWorkersError(RuntimeError):
 
 
 _pending: list[BaseException] = []
+_guard_lock = threading.Lock()
+_guarded = False
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -75,22 +77,29 @@ def _signal_guard() -> Iterator[bool]:
 
     Yields whether the handler is installed (only possible in the main thread).
     """
+    global _guarded
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread: leave signals alone
         yield False
         return
+    _guarded = True
     try:
         yield True
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        _pending.clear()
+        with _guard_lock:
+            _guarded = False
+            signal.signal(signal.SIGTERM, previous)
+            _pending.clear()
 
 
 def _raise_in_main(exc: BaseException) -> None:
-    """Make the main thread raise ``exc`` (through the SIGTERM handler)."""
-    _pending.append(exc)
-    signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+    """Make the main thread raise ``exc`` (through the SIGTERM handler), if a job runs."""
+    with _guard_lock:
+        if not _guarded:
+            return
+        _pending.append(exc)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
 
 class _WorkerWatch(threading.Thread):
@@ -118,7 +127,7 @@ class _WorkerWatch(threading.Thread):
                 since = now
                 log.warning("no Dask worker is connected to %s; waiting up to %g s for one "
                             "(dask.no_workers_timeout)", redact(self.address), self.timeout)
-            elif now - since >= self.timeout:
+            elif now - since >= self.timeout and not self.stopped.is_set():
                 _raise_in_main(NoWorkersError(
                     f"no Dask worker was connected to {redact(self.address)} for {self.timeout:g} s; "
                     "start workers, or raise --no-workers-timeout (dask.no_workers_timeout)"
