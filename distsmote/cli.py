@@ -208,8 +208,33 @@ def spark_session(config: JobConfig, verbose: bool = False) -> Iterator[Any]:
     session.sparkContext.setLogLevel("WARN" if verbose else "FATAL")
     try:
         yield session
+    except (KeyboardInterrupt, Terminated):
+        spark_interrupted(session)
+        raise
     finally:
         session.stop()
+
+
+def spark_interrupted(session: Any) -> None:
+    """Make a SparkSession usable again after a signal interrupted a call into the JVM.
+
+    PySpark pins one py4j connection per Python thread.  A signal handler that raises
+    in the middle of a call leaves that connection waiting for an answer, which the
+    next call would read as its own.  Drop (close) it, so the next call opens a fresh
+    one, and cancel the running jobs so that no task writes on.
+    """
+    try:
+        client = session.sparkContext._gateway._gateway_client
+        connection = client.get_thread_connection()
+        if connection is not None:
+            client.thread_connection.connection = None
+            connection.close()
+    except Exception:  # noqa: BLE001 - best effort; not every gateway pins threads
+        log.debug("could not reset the py4j connection", exc_info=True)
+    try:
+        session.sparkContext.cancelAllJobs()
+    except Exception:  # noqa: BLE001
+        log.debug("could not cancel Spark jobs", exc_info=True)
 
 
 @contextlib.contextmanager
@@ -323,11 +348,13 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
             try:
                 log.info("writing %s", redact(config.output))
                 io.write_parquet(config.engine, resampled, staging, progress=progress)
-                commit.commit(store, staging, config.output, config.overwrite, owner)
-            except BaseException:
+                commit.commit(store, staging, config.output, config.overwrite, owner,
+                              on_commit=lambda: setattr(state, "committed", True))
+            except BaseException as exc:
+                if config.engine == "spark" and isinstance(exc, (KeyboardInterrupt, Terminated)):
+                    spark_interrupted(handle)
                 commit.abort(store, config.output, owner)
                 raise
-            state.committed = True
             after = _class_counts(config.engine, config.output, config.label, handle)
     return JobSummary(
         config.engine, type(sampler).__name__, before, after, sum(after.values()),

@@ -43,6 +43,7 @@ import re
 import socket
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,8 +249,12 @@ def _join(directory: str, name: str) -> str:
 # -- commit -----------------------------------------------------------------------------
 
 
-def commit(store: Store, staging: str, output: str, overwrite: bool, owner: Owner) -> None:
-    """Replace ``output`` by the fully written ``staging`` (see the module docstring)."""
+def commit(store: Store, staging: str, output: str, overwrite: bool, owner: Owner,
+           on_commit: Callable[[], None] | None = None) -> None:
+    """Replace ``output`` by the fully written ``staging`` (see the module docstring).
+
+    ``on_commit`` is called right after the commit point (``_SUCCESS`` written).
+    """
     output = output.rstrip("/")
     fault_point("commit.begin")
     store.delete(_join(staging, SUCCESS))  # Spark's own marker: only the commit marks
@@ -270,6 +275,8 @@ def commit(store: Store, staging: str, output: str, overwrite: bool, owner: Owne
     store.rename(staging, output)
     fault_point("commit.mark")
     store.touch(_join(output, SUCCESS))
+    if on_commit is not None:
+        on_commit()
     fault_point("commit.cleanup")
     store.delete(_join(output, OWNER))
     if replaces:

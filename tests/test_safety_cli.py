@@ -298,3 +298,33 @@ def test_spark_task_failure_is_one_line(dataset, tmp_path):
     assert _error_lines(proc.stderr)[-1] == "distsmote: error: InjectedFault: fault injected at 'generate'", proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and " ERROR " not in proc.stderr, proc.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_spark_sigterm_mid_job_is_one_line_and_removes_staging(dataset, tmp_path):
+    """SIGTERM while the driver waits in the JVM for a write: 143, one line, no staging.
+
+    (A signal raised inside a py4j call used to leave the pinned connection waiting, and
+    the next call read its stale answer.)
+    """
+    _, src = dataset
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DISTSMOTE_FAULTS="generate=sleep:60")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distsmote.cli", "resample", "--input", str(src), "--output",
+         str(tmp_path / "out"), "--label", "y", "--engine", "spark", "--spark-master", "local[1]"],
+        env=env, text=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while not any(p.name.startswith(".out.staging") for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(2)  # the generation task is sleeping in the executor
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert time.monotonic() - t0 < 30  # not after the sleeping task ends
+    assert _error_lines(err)[-1] == (
+        "distsmote: terminated (SIGTERM); no output was committed (partial files were removed)"
+    ), err[-3000:]
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
