@@ -10,7 +10,8 @@ A run writes into a hidden *staging* sibling of the output, then commits:
 3. ``commit.aside``: rename the old output to a hidden *aside* sibling.
 4. ``commit.move``: rename staging to the output path.
 5. ``commit.mark``: write ``_SUCCESS``.  This is the commit point.
-6. ``commit.cleanup``: remove ``_OWNER`` from the output and the aside copy.
+6. ``commit.cleanup``: remove ``_OWNER`` from the output and the aside copy
+   (``commit.done`` follows it).
 
 Each step name is also a fault point (:mod:`distsmote._faults`), so tests kill a run
 at every step.  A reader therefore sees either the old dataset (marked complete as
