@@ -304,7 +304,7 @@ def _prepare_output(store: Any, config: JobConfig) -> None:
     """Recover from killed runs, then refuse an existing output unless ``overwrite``."""
     from distsmote.commit import OutputExistsError, recover
 
-    recover(store, config.output)
+    recover(store, config.output, protect=(config.input,))
     if store.exists(config.output) and not config.overwrite:
         raise OutputExistsError(
             f"output {redact(config.output)!r} already exists; pass --overwrite to replace it"

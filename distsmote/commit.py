@@ -296,19 +296,22 @@ def _journal(store: Store, directory: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def recover(store: Store, output: str) -> None:
+def recover(store: Store, output: str, protect: tuple[str, ...] = ()) -> None:
     """Undo or finish the commits of dead runs on ``output``; remove their debris.
 
     Safe to call at the start of every run: directories of live processes and of
-    other hosts are left alone.
+    other hosts are left alone, and so is anything overlapping a ``protect`` path
+    (the input).
     """
+    from distsmote.paths import overlap
+
     output = output.rstrip("/")
     head, tail = _split(output)
     found: dict[str, set[str]] = {}
     pattern = re.compile(rf"\.{re.escape(tail)}\.(staging|aside)-(.+)")
     for name in store.names(head):
         m = pattern.fullmatch(name)
-        if m:
+        if m and not any(overlap(p, posixpath.join(head, name)) for p in protect):
             found.setdefault(m[2], set()).add(m[1])
     out_journal = _journal(store, output) if store.exists(output) else None
     if out_journal and isinstance(out_journal.get("owner"), str):

@@ -134,6 +134,18 @@ def test_recover_leaves_live_and_foreign_runs_alone(tmp_path):
     )
 
 
+def test_recover_never_touches_the_input(tmp_path):
+    """An input that happens to look like a dead run's staging directory is kept."""
+    store = FsspecStore(str(tmp_path))
+    output = str(tmp_path / "out")
+    looks_stale = sibling(output, "staging", _dead_owner())
+    store.write_text(f"{looks_stale}/part-00000.parquet", "input data")
+    recover(store, output, protect=(looks_stale + "/part-00000.parquet",))
+    assert store.exists(f"{looks_stale}/part-00000.parquet")
+    recover(store, output)
+    assert not store.exists(looks_stale)
+
+
 def test_owner_token_round_trip():
     owner = Owner("host-with-dashes.example", 4242, "0123456789ab")
     assert Owner.parse(str(owner)) == owner
