@@ -1,6 +1,8 @@
 """Command-line interface: ``distsmote resample`` and ``distsmote demo``.
 
-Errors exit with status 2 and one line on stderr (``--debug`` shows the traceback).
+Errors exit with status 2 and one line on stderr (``--verbose``, alias ``--debug``,
+shows the traceback).  Ctrl-C exits with 130 and SIGTERM with 143 (128 + the signal
+number, as shells report), after one line on stderr and with partial output removed.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ import argparse
 import contextlib
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distsmote.config import SAMPLER_NAMES, ConfigError, JobConfig, load_config, make_sampler
+from distsmote.paths import redact
 
 log = logging.getLogger("distsmote")
 
@@ -45,21 +51,121 @@ class JobSummary:
         return "\n".join(lines)
 
 
+# -- signals --------------------------------------------------------------------------
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (Airflow, Kubernetes and ``timeout`` send it); handled like Ctrl-C."""
+
+
+class NoWorkersError(RuntimeError):
+    """No Dask worker was connected for longer than ``dask.no_workers_timeout``."""
+
+
+_pending: list[BaseException] = []
+_guard_lock = threading.Lock()
+_guarded = False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _pending.pop() if _pending else Terminated()
+
+
+@contextlib.contextmanager
+def _signal_guard() -> Iterator[bool]:
+    """Turn SIGTERM into :class:`Terminated` in the main thread while a job runs.
+
+    Yields whether the handler is installed (only possible in the main thread).
+    """
+    global _guarded
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        yield False
+        return
+    _guarded = True
+    try:
+        yield True
+    finally:
+        with _guard_lock:
+            _guarded = False
+            signal.signal(signal.SIGTERM, previous)
+            _pending.clear()
+
+
+def _raise_in_main(exc: BaseException) -> None:
+    """Make the main thread raise ``exc`` (through the SIGTERM handler), if a job runs."""
+    with _guard_lock:
+        if not _guarded:
+            return
+        _pending.append(exc)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+
+
+class _WorkerWatch(threading.Thread):
+    """Log when a Dask scheduler has no workers; fail the job after ``timeout`` seconds."""
+
+    def __init__(self, client: Any, address: str, timeout: float) -> None:
+        super().__init__(name="distsmote-worker-watch", daemon=True)
+        self.client, self.address, self.timeout = client, address, timeout
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = max(0.2, min(5.0, self.timeout / 5))
+        since: float | None = None
+        while not self.stopped.wait(interval):
+            try:
+                workers = len(self.client.nthreads())
+            except Exception:  # noqa: BLE001 - a lost scheduler counts as no workers
+                workers = 0
+            now = time.monotonic()
+            if workers:
+                if since is not None:
+                    log.info("Dask workers are back (%d)", workers)
+                since = None
+            elif since is None:
+                since = now
+                log.warning("no Dask worker is connected to %s; waiting up to %g s for one "
+                            "(dask.no_workers_timeout)", redact(self.address), self.timeout)
+            elif now - since >= self.timeout and not self.stopped.is_set():
+                _raise_in_main(NoWorkersError(
+                    f"no Dask worker was connected to {redact(self.address)} for {self.timeout:g} s; "
+                    "start workers, or raise --no-workers-timeout (dask.no_workers_timeout)"
+                ))
+                return
+
+
 # -- engines ----------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def dask_client(config: JobConfig) -> Iterator[Any]:
-    """Connect to ``dask.scheduler``, or start an embedded local cluster on 127.0.0.1."""
+def dask_client(config: JobConfig, watch: bool = False, verbose: bool = False) -> Iterator[Any]:
+    """Connect to ``dask.scheduler``, or start an embedded local cluster on 127.0.0.1.
+
+    With ``watch``, a thread fails the job (in the main thread) when no worker has been
+    connected for ``dask.no_workers_timeout`` seconds.
+    """
     from distributed import Client, LocalCluster
 
-    if config.dask.scheduler:
-        with Client(config.dask.scheduler) as client:
+    @contextlib.contextmanager
+    def watched(client: Any, address: str) -> Iterator[Any]:
+        watcher = _WorkerWatch(client, address, config.dask.no_workers_timeout) if watch else None
+        if watcher is not None:
+            watcher.start()
+        try:
             yield client
+        finally:
+            if watcher is not None:
+                watcher.stopped.set()
+
+    if config.dask.scheduler:
+        with Client(config.dask.scheduler) as client, watched(client, config.dask.scheduler) as c:
+            yield c
         return
     n_workers = config.dask.n_workers or max(1, (os.cpu_count() or 1) // config.dask.threads_per_worker)
+    level = logging.WARNING if verbose else logging.CRITICAL  # task tracebacks only with --verbose
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(level)
     with LocalCluster(
         n_workers=n_workers,
         threads_per_worker=config.dask.threads_per_worker,
@@ -67,17 +173,27 @@ def dask_client(config: JobConfig) -> Iterator[Any]:
         host="127.0.0.1",
         scheduler_kwargs={"dashboard": False},
         memory_limit=config.dask.memory_limit,
-        silence_logs=logging.ERROR,
-    ) as cluster, Client(cluster) as client:
+        silence_logs=level,
+    ) as cluster, Client(cluster) as client, watched(client, cluster.scheduler_address) as c:
         log.info("embedded Dask cluster: %d workers × %d threads", n_workers, config.dask.threads_per_worker)
-        yield client
+        yield c
 
 
 @contextlib.contextmanager
-def spark_session(config: JobConfig) -> Iterator[Any]:
-    """Get (or create) the SparkSession; under spark-submit its master is used."""
+def spark_session(config: JobConfig, verbose: bool = False) -> Iterator[Any]:
+    """Get (or create) the SparkSession; under spark-submit its master is used.
+
+    A session that was already active (a notebook's, a test's) is used as is and left
+    running; one created here is stopped at the end, and its log level is ``WARN`` with
+    ``verbose``, else ``FATAL`` (task failures and retries are not printed: a job that
+    fails says why in one line).
+    """
     from pyspark.sql import SparkSession
 
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
     builder = SparkSession.builder.appName(config.spark.app_name)
     master = config.spark.master
     if not master and not os.environ.get("SPARK_ENV_LOADED") and "spark.master" not in config.spark.conf:
@@ -89,20 +205,46 @@ def spark_session(config: JobConfig) -> Iterator[Any]:
     for key, value in config.spark.conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN" if verbose else "FATAL")
     try:
         yield session
+    except (KeyboardInterrupt, Terminated):
+        spark_interrupted(session)
+        raise
     finally:
         session.stop()
 
 
+def spark_interrupted(session: Any) -> None:
+    """Make a SparkSession usable again after a signal interrupted a call into the JVM.
+
+    PySpark pins one py4j connection per Python thread.  A signal handler that raises
+    in the middle of a call leaves that connection waiting for an answer, which the
+    next call would read as its own.  Drop (close) it, so the next call opens a fresh
+    one, and cancel the running jobs so that no task writes on.
+    """
+    try:
+        client = session.sparkContext._gateway._gateway_client
+        connection = client.get_thread_connection()
+        if connection is not None:
+            client.thread_connection.connection = None
+            connection.close()
+    except Exception:  # noqa: BLE001 - best effort; not every gateway pins threads
+        log.debug("could not reset the py4j connection", exc_info=True)
+    try:
+        session.sparkContext.cancelAllJobs()
+    except Exception:  # noqa: BLE001
+        log.debug("could not cancel Spark jobs", exc_info=True)
+
+
 @contextlib.contextmanager
-def engine_context(config: JobConfig) -> Iterator[Any]:
+def engine_context(config: JobConfig, verbose: bool = False, watch: bool = False) -> Iterator[Any]:
     """Yield the engine handle (None, a Dask client or a SparkSession)."""
     if config.engine == "dask":
-        with dask_client(config) as client:
+        with dask_client(config, watch=watch, verbose=verbose) as client:
             yield client
     elif config.engine == "spark":
-        with spark_session(config) as session:
+        with spark_session(config, verbose=verbose) as session:
             yield session
     else:
         yield None
@@ -127,62 +269,104 @@ def _class_counts(engine: str, path: str, label: str, session: Any) -> dict:
     return {normalise_label(d["values"]): int(d["counts"]) for d in counts}
 
 
-def run_job(config: JobConfig, progress: bool = True) -> JobSummary:
-    """Run one resampling job end to end: validate, read, resample, commit, summarise."""
-    from distsmote import io
+@dataclass
+class JobState:
+    """How far a job got (read by the CLI when it is interrupted)."""
 
+    committed: bool = False
+
+
+def _inspect_input(config: JobConfig) -> Any:
+    """Check the input's files and schemas on the driver (footers only).
+
+    Spark may read URLs that fsspec cannot open, or opens with other credentials
+    (``s3a://`` without s3fs, ``hdfs://``): for a Spark input that is not a local path,
+    a failure to look is not an error; the check is skipped (logged) and Spark reads the
+    input itself.  Problems found in the files are errors on every engine.
+    """
+    from distsmote.paths import split_scheme
+    from distsmote.reading import InputFileError, inspect_input
+
+    scheme, _ = split_scheme(config.input)
+    if config.engine != "spark" or scheme in ("", "file", "local"):
+        return inspect_input(config.input)
+    try:
+        return inspect_input(config.input)
+    except InputFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - fsspec cannot look; Spark may still read it
+        log.info("input files not checked before reading (%s); Spark reads %s directly",
+                 one_line(exc), redact(config.input))
+        return None
+
+
+def _prepare_output(store: Any, config: JobConfig) -> None:
+    """Recover from killed runs, then refuse an existing output unless ``overwrite``."""
+    from distsmote.commit import OutputExistsError, recover
+
+    recover(store, config.output, protect=(config.input,))
+    if store.exists(config.output) and not config.overwrite:
+        raise OutputExistsError(
+            f"output {redact(config.output)!r} already exists; pass --overwrite to replace it"
+        )
+
+
+def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
+            state: JobState | None = None) -> JobSummary:
+    """Run one resampling job end to end: validate, read, resample, commit, summarise.
+
+    Nothing is written before the paths are checked (the output may not equal, contain
+    or sit inside the input, on any engine), the input's footers agree, and leftovers of
+    killed runs on the output are recovered.  SIGTERM raises :class:`Terminated`.
+    """
+    from distsmote import commit, io
+    from distsmote.paths import check_distinct
+
+    state = state if state is not None else JobState()
     config.require_paths()
+    check_distinct(config.input, config.output)
     sampler = make_sampler(config.sampler, config.seed)
     t0 = time.perf_counter()
-    if config.engine != "spark":
-        io.check_paths(config.input, config.output, config.overwrite)
-    with engine_context(config) as handle:
-        if config.engine == "spark":
-            _spark_check_paths(handle, config)
-        frame = io.read_parquet(config.engine, config.input, handle)
-        resampled = sampler.resample(frame, label=config.label, indicator=config.indicator)
-        before = dict(sampler.class_counts_)
-        staging = io.staging_path(config.output)
-        try:
-            log.info("writing %s", config.output)
-            io.write_parquet(config.engine, resampled, staging, progress=progress)
-            if config.engine == "spark":
-                io.spark_commit(handle, staging, config.output, config.overwrite)
-            else:
-                io.commit(staging, config.output, config.overwrite)
-        except BaseException:
-            if config.engine == "spark":
-                io.spark_discard(handle, staging)
-            else:
-                io.discard(staging)
-            raise
-        after = _class_counts(config.engine, config.output, config.label, handle)
+    with _signal_guard() as guarded:
+        info = _inspect_input(config)
+        store = None
+        if config.engine != "spark":
+            store = commit.FsspecStore(config.output)
+            _prepare_output(store, config)
+        with engine_context(config, verbose=verbose, watch=guarded) as handle:
+            if store is None:
+                store = commit.HadoopStore(handle)
+                if info is None and not store.exists(config.input):
+                    raise FileNotFoundError(f"input {redact(config.input)!r} does not exist")
+                _prepare_output(store, config)
+            schema = info.schema if info is not None and info.widened else None
+            frame = io.read_parquet(config.engine, config.input, handle, schema=schema)
+            resampled = sampler.resample(frame, label=config.label, indicator=config.indicator)
+            before = dict(sampler.class_counts_)
+            owner = commit.Owner.new()
+            staging = commit.sibling(config.output, "staging", owner)
+            try:
+                log.info("writing %s", redact(config.output))
+                io.write_parquet(config.engine, resampled, staging, progress=progress)
+                commit.commit(store, staging, config.output, config.overwrite, owner,
+                              on_commit=lambda: setattr(state, "committed", True))
+            except BaseException as exc:
+                if config.engine == "spark" and isinstance(exc, (KeyboardInterrupt, Terminated)):
+                    spark_interrupted(handle)
+                commit.abort(store, config.output, owner)
+                raise
+            after = _class_counts(config.engine, config.output, config.label, handle)
     return JobSummary(
         config.engine, type(sampler).__name__, before, after, sum(after.values()),
         time.perf_counter() - t0,
     )
 
 
-def _spark_check_paths(session: Any, config: JobConfig) -> None:
-    from distsmote.io import OutputExistsError
-
-    jvm = session._jvm
-    conf = session._jsc.hadoopConfiguration()
-
-    def exists(p: str) -> bool:
-        path = jvm.org.apache.hadoop.fs.Path(p)
-        return bool(path.getFileSystem(conf).exists(path))
-
-    if not exists(config.input):
-        raise FileNotFoundError(f"input {config.input!r} does not exist")
-    if exists(config.output) and not config.overwrite:
-        raise OutputExistsError(f"output {config.output!r} already exists; pass --overwrite to replace it")
-
-
 # -- argument parsing -------------------------------------------------------------------
 
 
 def _strategy(text: str) -> Any:
+    """A float if the text is one (checked later with the config), else the text."""
     try:
         return float(text)
     except ValueError:
@@ -194,26 +378,41 @@ def _add_job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["local", "dask", "spark"], help="default: dask (embedded local cluster)")
     p.add_argument("--seed", type=int, help="random seed; same seed, same output on every engine")
     p.add_argument("--sampler", choices=sorted(SAMPLER_NAMES), help="default: smote")
-    p.add_argument("--sampling-strategy", type=_strategy, help="float or 'auto', 'minority', 'not minority', 'not majority', 'all'")
+    p.add_argument("--sampling-strategy", type=_strategy, help="float in (0, 1] or 'auto', 'minority', 'not minority', 'not majority', 'all'")
     p.add_argument("--k-neighbors", type=int, help="SMOTE neighbours (default 5)")
     p.add_argument("--knn", choices=["auto", "exact", "ivf", "hnsw"], help="neighbour search (default auto)")
     p.add_argument("--indicator", help="add a boolean column of this name marking synthetic rows")
-    p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output (atomically)")
     p.add_argument("--scheduler", help="Dask scheduler address (default: embedded local cluster)")
     p.add_argument("--n-workers", type=int, help="workers of the embedded Dask cluster")
+    p.add_argument("--no-workers-timeout", type=float, metavar="SECONDS",
+                   help="fail when no Dask worker has been connected this long (default 300)")
     p.add_argument("--spark-master", help="Spark master URL (default: spark-submit's, else local[*])")
     p.add_argument("--quiet", action="store_true", help="no progress or log lines")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--verbose", "--debug", dest="verbose", action="store_true",
+                   help="show tracebacks and engine logs (--debug is an alias)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``distsmote`` argument parser."""
+    from distsmote import __version__
+
     parser = argparse.ArgumentParser(prog="distsmote", description="Rebalance class-imbalanced Parquet data with the SMOTE family.")
+    parser.add_argument("--version", action="version", version=f"distsmote {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("resample", help="resample a Parquet file or dataset into a new dataset")
-    r.add_argument("--input", help="Parquet file or dataset directory (local path or URL)")
-    r.add_argument("--output", help="output dataset directory; must not exist unless --overwrite")
-    r.add_argument("--label", help="class column")
+    r = sub.add_parser(
+        "resample", help="resample a Parquet file or dataset into a new dataset",
+        usage="distsmote resample --input PATH --output PATH --label COLUMN [options]\n"
+              "       distsmote resample --config JOB.yaml [options]",
+    )
+    req = r.add_argument_group(
+        "required (each may instead come from --config as input:, output:, label:)"
+    )
+    req.add_argument("--input", metavar="PATH", help="Parquet file or dataset directory (local path or URL)")
+    req.add_argument("--output", metavar="PATH",
+                     help="output dataset directory; must not exist unless --overwrite, "
+                          "and must not equal, contain or sit inside the input")
+    req.add_argument("--label", metavar="COLUMN", help="class column")
     _add_job_flags(r)
     d = sub.add_parser("demo", help="write a demo dataset and resample it")
     d.add_argument("--workdir", default="distsmote-demo", help="where the demo input and output go")
@@ -239,9 +438,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "sampler.name": args.sampler,
         "dask.scheduler": args.scheduler,
         "dask.n_workers": args.n_workers,
+        "dask.no_workers_timeout": args.no_workers_timeout,
         "spark.master": args.spark_master,
         **params,
     }
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Log lines with URL credentials hidden."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -249,7 +456,7 @@ def _setup_logging(quiet: bool) -> None:
         log.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
     handler._distsmote_cli = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(asctime)s distsmote: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(_RedactingFormatter("%(asctime)s distsmote: %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
@@ -269,7 +476,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.propagate = True
 
 
+def _interrupted(what: str, state: JobState) -> str:
+    if state.committed:
+        return f"distsmote: {what} after the output was committed"
+    return f"distsmote: {what}; no output was committed (partial files were removed)"
+
+
 def _main(args: argparse.Namespace) -> int:
+    state = JobState()
     try:
         overrides = _overrides(args)
         if args.command == "demo":
@@ -279,19 +493,46 @@ def _main(args: argparse.Namespace) -> int:
             overrides["overwrite"] = True
             overrides["seed"] = 0 if args.seed is None else args.seed
         config = load_config(args.config, overrides)
-        summary = run_job(config, progress=not args.quiet)
+        summary = run_job(config, progress=not args.quiet, verbose=args.verbose, state=state)
     except KeyboardInterrupt:
-        print("distsmote: interrupted; no output was committed", file=sys.stderr)
+        if args.verbose:
+            raise
+        print(_interrupted("interrupted", state), file=sys.stderr)
         return 130
+    except Terminated:
+        if args.verbose:
+            raise
+        print(_interrupted("terminated (SIGTERM)", state), file=sys.stderr)
+        return 143
     except Exception as exc:  # one clear line, not a traceback
-        if args.debug:
+        if args.verbose:
             raise
         kind = "config error" if isinstance(exc, ConfigError) else "error"
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"distsmote: {kind}: {message}", file=sys.stderr)
+        print(f"distsmote: {kind}: {one_line(exc)}", file=sys.stderr)
         return 2
     print(summary.render())
     return 0
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message, credentials hidden.
+
+    Engine errors (Spark's ``Py4JJavaError``/``PythonException``, a Dask task's error)
+    carry worker tracebacks: the Python error at the end of the last traceback is kept,
+    or else the first line that says something.
+    """
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    if "Traceback (most recent call last)" in text:
+        tail = text.rsplit("Traceback (most recent call last)", 1)[1]
+        found = re.findall(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Fault|Exit)\b: .+)$", tail, re.M)
+        if found:  # "pkg.module.SomeError: why" -> "SomeError: why"
+            name, _, why = found[0].strip().partition(": ")
+            return redact(f"{name.rsplit('.', 1)[-1]}: {why}")
+    lines = [line.strip().lstrip(": ") for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("An error occurred while calling")] or lines
+    return redact(lines[0])
 
 
 if __name__ == "__main__":  # pragma: no cover

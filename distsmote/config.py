@@ -6,8 +6,11 @@ list of valid ones.  Command-line flags override the file.
 
 from __future__ import annotations
 
+from numbers import Real
 from pathlib import Path
 from typing import Any, Literal
+
+import math
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -45,6 +48,14 @@ class SamplerConfig(_Strict):
             raise ValueError(
                 f"unknown sampler {self.name!r}; choose one of {sorted(SAMPLER_NAMES)}"
             )
+        strategy = self.params.get("sampling_strategy")
+        if isinstance(strategy, Real) and not isinstance(strategy, bool):
+            if not math.isfinite(strategy) or not 0 < strategy <= 1:
+                raise ValueError(
+                    f"params.sampling_strategy must be a float in (0, 1] (minority / majority after "
+                    f"resampling) or one of 'auto', 'minority', 'not minority', 'not majority', "
+                    f"'all'; got {strategy!r}"
+                )
         return self
 
 
@@ -55,6 +66,8 @@ class DaskConfig(_Strict):
     n_workers: int | None = Field(default=None, ge=1)
     threads_per_worker: int = Field(default=1, ge=1)
     memory_limit: str = "auto"
+    #: Fail the job when no worker has been connected for this many seconds.
+    no_workers_timeout: float = Field(default=300.0, gt=0, allow_inf_nan=False)
 
 
 class SparkConfig(_Strict):
@@ -95,7 +108,8 @@ def _describe(err: ValidationError) -> str:
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown config key {where!r}")
         else:
-            parts.append(f"{where}: {e['msg']}")
+            msg = e["msg"].removeprefix("Value error, ")
+            parts.append(f"{where}: {msg}")
     return "; ".join(parts)
 
 
@@ -104,8 +118,9 @@ def build_config(data: dict[str, Any]) -> JobConfig:
     try:
         return JobConfig.model_validate(data)
     except ValidationError as err:
-        valid = sorted(JobConfig.model_fields)
-        raise ConfigError(f"{_describe(err)} (top-level keys: {valid})") from None
+        unknown_top = any(e["type"] == "extra_forbidden" and len(e["loc"]) == 1 for e in err.errors())
+        hint = f" (top-level keys: {sorted(JobConfig.model_fields)})" if unknown_top else ""
+        raise ConfigError(f"{_describe(err)}{hint}") from None
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> JobConfig:
@@ -116,7 +131,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
             text = Path(path).read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
-        loaded = yaml.safe_load(text) or {}
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(_yaml_error(str(path), exc)) from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
         data = loaded
@@ -131,6 +149,16 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
                 raise ConfigError(f"config key {p!r} must be a mapping")
         node[leaf] = value
     return build_config(data)
+
+
+def _yaml_error(path: str, exc: yaml.YAMLError) -> str:
+    """``config file 'job.yaml' line 3, column 7: <what is wrong>``."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return f"config file {path!r}{where}: YAML syntax error: {detail}"
 
 
 def make_sampler(config: SamplerConfig, seed: int | None) -> Any:

@@ -1,22 +1,20 @@
-"""Parquet in, Parquet out, with an all-or-nothing commit.
+"""Parquet in, Parquet out, per engine.
 
-Output is written to a hidden staging directory beside the destination, marked with
-``_SUCCESS`` and only then renamed into place, so a failed or killed run never leaves
-anything at the output path that looks complete.  Paths may be local or any fsspec URL
-(Spark: any Hadoop-supported URL).
+Output is written into a hidden staging directory beside the destination and then
+committed by :mod:`distsmote.commit`, so a failed or killed run never leaves anything at
+the output path that looks complete.  Inputs are checked first by
+:mod:`distsmote.reading`.  Paths may be local or any fsspec URL (Spark: any
+Hadoop-supported URL).
 """
 
 from __future__ import annotations
 
 import posixpath
-import uuid
 from typing import Any
 
 import fsspec
 
-
-class OutputExistsError(FileExistsError):
-    """The output path exists and ``overwrite`` was not requested."""
+from distsmote._faults import fault_point
 
 
 def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -24,62 +22,47 @@ def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, root
 
 
-def check_paths(input_path: str, output_path: str, overwrite: bool) -> None:
-    """Fail before any work if the input is missing or the output would be clobbered."""
-    fs_in, p_in = _fs(input_path)
-    if not fs_in.exists(p_in):
-        raise FileNotFoundError(f"input {input_path!r} does not exist")
-    fs_out, p_out = _fs(output_path)
-    if fs_out.exists(p_out) and not overwrite:
-        raise OutputExistsError(
-            f"output {output_path!r} already exists; pass --overwrite to replace it"
-        )
-    if posixpath.normpath(p_in) == posixpath.normpath(p_out) and fs_in.protocol == fs_out.protocol:
-        raise ValueError("output must differ from input")
-
-
-def staging_path(output_path: str) -> str:
-    """A hidden sibling of ``output_path`` to write into before the commit."""
-    head, tail = posixpath.split(output_path.rstrip("/"))
-    return posixpath.join(head, f".{tail}.staging-{uuid.uuid4().hex[:12]}")
-
-
-def commit(staging: str, output_path: str, overwrite: bool) -> None:
-    """Mark ``staging`` complete and move it to ``output_path``."""
-    fs, p_stage = _fs(staging)
-    _, p_out = _fs(output_path)
-    fs.touch(posixpath.join(p_stage, "_SUCCESS"))
-    if fs.exists(p_out):
-        if not overwrite:
-            raise OutputExistsError(f"output {output_path!r} appeared while the job ran")
-        fs.rm(p_out, recursive=True)
-    fs.mv(p_stage, p_out, recursive=True)
-
-
-def discard(staging: str) -> None:
-    """Remove a staging directory after a failure (best effort)."""
-    fs, p = _fs(staging)
-    try:
-        if fs.exists(p):
-            fs.rm(p, recursive=True)
-    except OSError:
-        pass
-
-
 # -- per-engine readers and writers -------------------------------------------------------
 
 
-def read_parquet(engine: str, path: str, session: Any = None) -> Any:
-    """Open a Parquet file or dataset directory lazily (eagerly for ``local``)."""
+def read_parquet(engine: str, path: str, session: Any = None, schema: Any = None) -> Any:
+    """Open a Parquet file or dataset directory lazily (eagerly for ``local``).
+
+    Parameters
+    ----------
+    schema : pyarrow.Schema, optional
+        Read every file with these column types (the unified schema of files whose
+        types were widened, see :mod:`distsmote.reading`).
+    """
     if engine == "local":
         import pandas as pd
 
-        return pd.read_parquet(path)
+        return pd.read_parquet(path) if schema is None else pd.read_parquet(path, schema=schema)
     if engine == "dask":
         import dask.dataframe as dd
 
-        return dd.read_parquet(path)
-    return session.read.parquet(path)
+        frame = dd.read_parquet(path)
+        if schema is None:
+            return frame
+        # dask reads each file with its own types (meta from the first): cast lazily
+        return frame.astype(_numeric_dtypes(schema))
+    reader = session.read
+    if schema is not None:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        reader = reader.schema(from_arrow_schema(schema))
+    return reader.parquet(path)
+
+
+def _numeric_dtypes(schema: Any) -> dict[str, Any]:
+    """numpy dtypes of a schema's int and float columns (the only ones that widen)."""
+    import pyarrow as pa
+
+    return {
+        f.name: f.type.to_pandas_dtype()
+        for f in schema
+        if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+    }
 
 
 def write_part(pdf: Any, directory: str, index: int) -> int:
@@ -91,6 +74,7 @@ def write_part(pdf: Any, directory: str, index: int) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    fault_point("write")
     fs, root = _fs(directory)
     table = pa.Table.from_pandas(pdf, preserve_index=False)
     with fs.open(posixpath.join(root, f"part-{index:05d}.parquet"), "wb") as fh:
@@ -155,30 +139,3 @@ def _follow(futures: list, as_completed: Any, progress: bool) -> int:
     if bar:
         print(file=sys.stderr)
     return rows
-
-
-def spark_commit(session: Any, staging: str, output_path: str, overwrite: bool) -> None:
-    """Commit with the Hadoop FileSystem API, so any Spark-readable URL works."""
-    jvm = session._jvm
-    conf = session._jsc.hadoopConfiguration()
-    src = jvm.org.apache.hadoop.fs.Path(staging)
-    dst = jvm.org.apache.hadoop.fs.Path(output_path)
-    fs = src.getFileSystem(conf)
-    if not fs.exists(jvm.org.apache.hadoop.fs.Path(src, "_SUCCESS")):
-        fs.create(jvm.org.apache.hadoop.fs.Path(src, "_SUCCESS")).close()
-    if fs.exists(dst):
-        if not overwrite:
-            raise OutputExistsError(f"output {output_path!r} appeared while the job ran")
-        fs.delete(dst, True)
-    if not fs.rename(src, dst):
-        raise OSError(f"could not move {staging!r} to {output_path!r}")
-
-
-def spark_discard(session: Any, staging: str) -> None:
-    """Remove a Spark staging directory after a failure (best effort)."""
-    try:
-        jvm = session._jvm
-        path = jvm.org.apache.hadoop.fs.Path(staging)
-        path.getFileSystem(session._jsc.hadoopConfiguration()).delete(path, True)
-    except Exception:
-        pass

@@ -9,6 +9,10 @@ Usage::
 Without ``--scheduler`` (or ``dask.scheduler`` in the config) an embedded local cluster
 is started.  The workers need distsmote installed.  All ``distsmote resample`` flags are
 accepted; the engine is always Dask.
+
+Exit status: 0 on success, 2 on an error (one line), 130 on Ctrl-C, 143 on SIGTERM.
+With no worker connected for ``--no-workers-timeout`` seconds (``dask.no_workers_timeout``,
+default 300) the job fails instead of waiting forever.
 """
 
 import sys

@@ -9,6 +9,10 @@ Usage::
 The executors need distsmote installed in their Python (PYSPARK_PYTHON), or shipped with
 ``--archives`` as a packed environment.  All ``distsmote resample`` flags are accepted;
 the engine is always Spark and the master is spark-submit's.
+
+Exit status: 0 on success, 2 on an error (one line), 130 on Ctrl-C, 143 on SIGTERM.
+The output is committed atomically; a killed run leaves nothing marked complete and
+the next run cleans up after it (see the README's "Failed and killed runs").
 """
 
 import sys

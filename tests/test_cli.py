@@ -182,3 +182,70 @@ def test_cli_runs_every_sampler(dataset, tmp_path, capsys, name, cls):
     sampler = sampler_cls(random_state=5) if "random_state" in sampler_cls().get_params() else sampler_cls()
     assert_same_rows(pd.read_parquet(dst), sampler.resample(frame, label="y"))
     assert f"{cls} on local" in out
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.5", "0", "1.5"])
+def test_sampling_strategy_out_of_range_is_one_line(dataset, tmp_path, capsys, value):
+    _, src = dataset
+    code, _, err = _run(capsys, "resample", "--input", src, "--output", str(tmp_path / "o"), "--label", "y",
+                        "--engine", "local", "--sampling-strategy", value)
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1 and "sampling_strategy must be a float in (0, 1]" in lines[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path, capsys):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("input: a\nsampler:\n  name: smote\n params: {k_neighbors: 3}\n")
+    code, _, err = _run(capsys, "resample", "--config", str(cfg))
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1, err
+    assert f"config file {str(cfg)!r} line 4, column 2: YAML syntax error" in lines[0]
+
+
+def test_credentials_are_redacted_in_errors_and_logs(tmp_path, capsys):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    secret_in = "memory://AKIDKEY:s3cr3tvalue@lake/train.parquet?token=t0ps3cret"
+    code, _, err = _run(capsys, "resample", "--input", secret_in, "--output", "memory://lake/o",
+                        "--label", "y", "--engine", "local")
+    assert code == 2 and "does not exist" in err
+    assert "s3cr3tvalue" not in err and "t0ps3cret" not in err and "***" in err
+    with fs.open("/lake/train.parquet", "wb") as fh:
+        make_frame({0: 60, 1: 10}, n_features=2).to_parquet(fh, index=False)
+    code, _, err = _run(capsys, "resample", "--input", "memory://lake/train.parquet",
+                        "--output", "memory://AKIDKEY:s3cr3tvalue@lake/train.parquet/x", "--label", "y",
+                        "--engine", "local")
+    assert code == 2 and "is inside the input" in err and "s3cr3tvalue" not in err
+    code, _, err = _run(capsys, "resample", "--input", "memory://lake/train.parquet",
+                        "--output", "memory://lake/out?sig=s3cr3tvalue", "--label", "y", "--engine", "local")
+    assert code == 0, err
+    assert "writing memory://lake/out?sig=***" in err and "s3cr3tvalue" not in err
+    fs.rm("/lake", recursive=True)
+
+
+def test_help_shows_required_flags_and_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["resample", "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert "distsmote resample --input PATH --output PATH --label COLUMN" in out
+    assert "required (each may instead come from --config" in out
+    assert "--verbose, --debug" in out and "--no-workers-timeout SECONDS" in out
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    from distsmote import __version__
+
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"distsmote {__version__}"
+
+
+def test_no_workers_timeout_config_key(tmp_path):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("dask:\n  no_workers_timeout: 12.5\n")
+    assert load_config(cfg).dask.no_workers_timeout == 12.5
+    assert load_config(None).dask.no_workers_timeout == 300
+    assert load_config(cfg, {"dask.no_workers_timeout": 3}).dask.no_workers_timeout == 3
+    cfg.write_text("dask:\n  no_workers_timeout: 0\n")
+    with pytest.raises(ConfigError, match="no_workers_timeout"):
+        load_config(cfg)
