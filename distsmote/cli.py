@@ -180,7 +180,7 @@ def dask_client(config: JobConfig, watch: bool = False, verbose: bool = False) -
 
 
 @contextlib.contextmanager
-def spark_session(config: JobConfig, verbose: bool = False) -> Iterator[Any]:
+def spark_session(config: JobConfig, verbose: bool = False, progress: bool = True) -> Iterator[Any]:
     """Get (or create) the SparkSession; under spark-submit its master is used.
 
     A session that was already active (a notebook's, a test's) is used as is and left
@@ -197,11 +197,15 @@ def spark_session(config: JobConfig, verbose: bool = False) -> Iterator[Any]:
     builder = SparkSession.builder.appName(config.spark.app_name)
     master = config.spark.master
     if not master and not os.environ.get("SPARK_ENV_LOADED") and "spark.master" not in config.spark.conf:
-        master = os.environ.get("MASTER", "local[*]")  # not under spark-submit
+        # Not under spark-submit.  local[*,4]: a failed task is retried (up to 4
+        # attempts), as on a cluster; plain local[*] would fail the job at once.
+        master = os.environ.get("MASTER", "local[*,4]")
     if master:
         builder = builder.master(master)
     if master and master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
         os.environ["PYSPARK_PYTHON"] = sys.executable  # local workers use this interpreter
+    if "spark.ui.showConsoleProgress" not in config.spark.conf:  # Spark's own stage bar
+        builder = builder.config("spark.ui.showConsoleProgress", str(progress and _is_tty()).lower())
     for key, value in config.spark.conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
@@ -237,14 +241,23 @@ def spark_interrupted(session: Any) -> None:
         log.debug("could not cancel Spark jobs", exc_info=True)
 
 
+def _is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
-def engine_context(config: JobConfig, verbose: bool = False, watch: bool = False) -> Iterator[Any]:
+def engine_context(
+    config: JobConfig, verbose: bool = False, watch: bool = False, progress: bool = True
+) -> Iterator[Any]:
     """Yield the engine handle (None, a Dask client or a SparkSession)."""
     if config.engine == "dask":
         with dask_client(config, watch=watch, verbose=verbose) as client:
             yield client
     elif config.engine == "spark":
-        with spark_session(config, verbose=verbose) as session:
+        with spark_session(config, verbose=verbose, progress=progress) as session:
             yield session
     else:
         yield None
@@ -333,7 +346,7 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
         if config.engine != "spark":
             store = commit.FsspecStore(config.output)
             _prepare_output(store, config)
-        with engine_context(config, verbose=verbose, watch=guarded) as handle:
+        with engine_context(config, verbose=verbose, watch=guarded, progress=progress) as handle:
             if store is None:
                 store = commit.HadoopStore(handle)
                 if info is None and not store.exists(config.input):
@@ -347,7 +360,7 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
             staging = commit.sibling(config.output, "staging", owner)
             try:
                 log.info("writing %s", redact(config.output))
-                io.write_parquet(config.engine, resampled, staging, progress=progress)
+                io.write_parquet(config.engine, resampled, staging)
                 commit.commit(store, staging, config.output, config.overwrite, owner,
                               on_commit=lambda: setattr(state, "committed", True))
             except BaseException as exc:

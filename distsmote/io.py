@@ -93,11 +93,11 @@ def dictionary_columns(schema: Any) -> list[str]:
     return [f.name for f in schema if not pa.types.is_floating(f.type)]
 
 
-def write_parquet(engine: str, frame: Any, path: str, progress: bool = False) -> int:
+def write_parquet(engine: str, frame: Any, path: str) -> int:
     """Write ``frame`` as a Parquet dataset directory at ``path``; return rows written.
 
-    On Dask, partitions are written as they are computed and progress is logged
-    (a live bar on a terminal, a line every 10 % in logs).
+    On Dask, partitions are written as they are computed and progress is reported
+    (:mod:`distsmote.progress`: a live bar on a terminal, a line every 10 % in logs).
     """
     fs, root = _fs(path)
     if engine == "local":
@@ -105,7 +105,9 @@ def write_parquet(engine: str, frame: Any, path: str, progress: bool = False) ->
         return write_part(frame, path, 0)
     if engine == "dask":
         import dask
-        from distributed import as_completed, get_client
+        from distributed import get_client
+
+        from distsmote.progress import follow
 
         fs.makedirs(root, exist_ok=True)
         writer = dask.delayed(write_part, pure=True)
@@ -114,28 +116,6 @@ def write_parquet(engine: str, frame: Any, path: str, progress: bool = False) ->
             client = get_client()
         except ValueError:  # no distributed client: the local scheduler
             return int(sum(dask.compute(*jobs)))
-        futures = client.compute(jobs)
-        return _follow(futures, as_completed, progress)
+        return int(sum(follow(client.compute(jobs), "write", unit="partitions", count=int)))
     frame.write.mode("errorifexists").parquet(path)
     return -1
-
-
-def _follow(futures: list, as_completed: Any, progress: bool) -> int:
-    """Wait for partition writes, reporting progress; return the rows written."""
-    import logging
-    import sys
-
-    log = logging.getLogger("distsmote")
-    total, rows, step = len(futures), 0, max(1, len(futures) // 10)
-    bar = progress and sys.stderr.isatty()
-    for done, future in enumerate(as_completed(futures), start=1):
-        rows += future.result()
-        if bar:
-            filled = int(40 * done / total)
-            print(f"\r[{'#' * filled}{' ' * (40 - filled)}] {done}/{total} partitions, {rows:,} rows",
-                  end="", file=sys.stderr, flush=True)
-        elif progress and (done % step == 0 or done == total):
-            log.info("wrote %d/%d partitions (%s rows)", done, total, f"{rows:,}")
-    if bar:
-        print(file=sys.stderr)
-    return rows

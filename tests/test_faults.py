@@ -15,7 +15,6 @@ vacuously.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import signal
 import sys
@@ -231,8 +230,6 @@ def dask_clean(dask_client, source, tmp_path_factory):
 )
 def test_dask_worker_killed_mid_job(dask_cluster, dask_client, dask_clean, source, faults, tmp_path,
                                     point, sampler):
-    if point == "write" and 'fault_point("write")' not in inspect.getsource(io.write_part):
-        pytest.skip("io.write_part has no 'write' fault point yet")
     expected = dask_clean(sampler)
     before = set(dask_cluster.wait_for_workers(dask_client))
     faults.arm(f"{point}=sleep:5")
