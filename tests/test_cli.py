@@ -139,8 +139,8 @@ def test_failure_during_write_leaves_nothing(dataset, tmp_path, capsys, monkeypa
     _, src = dataset
     real_write = io.write_parquet
 
-    def write_then_die(engine, frame, path, progress=False):
-        real_write(engine, frame, path, progress)
+    def write_then_die(engine, frame, path):
+        real_write(engine, frame, path)
         raise OSError("disk full")
 
     monkeypatch.setattr(io, "write_parquet", write_then_die)

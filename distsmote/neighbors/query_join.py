@@ -6,11 +6,13 @@ its cell (what :func:`~distsmote.neighbors.join.knn_join` does) is then wasted: 
 queries are broadcast instead, and the data never moves.
 
 1. *Plan.*  The same sample and k-means cells as the shuffle join; each query's
-   ``join_nprobe`` nearest cells are found on the driver, and the queries are grouped
-   by cell (a small CSR table, broadcast with the query points).
+   ``join_nprobe`` nearest cells are found on the driver (broadcast with the query
+   points).
 2. *Search.*  Each data partition assigns its rows to their home cell (the same rule as
-   the shuffle join) and searches, cell by cell, the queries that probe that cell; each
-   query keeps its ``k + 1`` nearest per partition, copies counted.
+   the shuffle join), makes them the inverted lists of a FAISS IVF index over the
+   broadcast cells and searches every query in the cells it probes, with the shuffle
+   join's exact re-ranking; each query keeps its ``k + 1`` nearest per partition,
+   copies counted.
 3. *Merge.*  Shuffle the partial candidates by query key, add up the copies of a row
    found in several partitions, drop one copy of the query itself, keep the ``k``
    nearest and run the ``finish`` function.
@@ -35,16 +37,18 @@ from distsmote._faults import fault_point
 from distsmote.engines.base import Engine
 from distsmote.neighbors.cells import Quantizer, home_and_probes
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.index import set_threads
+from distsmote.neighbors.index import _faiss, set_threads
 from distsmote.neighbors.join import (
     ROWS_PER_PARTITION,
     JoinInfo,
     _BUCKET_EXTRA,
+    _full_d2,
     _partial_meta,
-    _search_bucket,
     _table_arrays,
+    _take_k,
     edge_meta,
     merge_partial,
+    pair_d2,
     plan_cells,
     query_mask,
     resolve_mode,
@@ -52,8 +56,6 @@ from distsmote.neighbors.join import (
 
 logger = logging.getLogger("distsmote")
 
-#: A key no row has (a query searched with it never drops itself; the merge does).
-_NO_KEY = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,7 @@ class _QueryPayload:
     keys: np.ndarray  # query keys
     cls: np.ndarray  # query class codes
     x: np.ndarray  # query points, float64
-    offsets: np.ndarray  # CSR over cells: queries probing cell c are order[offsets[c]:offsets[c+1]]
-    order: np.ndarray
+    probes: np.ndarray  # (n_queries, nprobe) cells each query probes
     finish: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None
     finish_args: Any = None
 
@@ -83,59 +84,73 @@ def _homes(p: _QueryPayload, x: np.ndarray, cls: np.ndarray, threads: int) -> np
     return home
 
 
-def _top_with_copies(qi: np.ndarray, kd: np.ndarray, d2: np.ndarray, mult: np.ndarray, k: int):
-    """Per query, the nearest candidates holding ``k`` copies (ties by key).
-
-    Returns the positions of the kept candidates and the copies each keeps.
-    """
-    if not len(qi):
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    order = np.lexsort((kd, d2, qi))
-    q, m = qi[order], mult[order]
-    new_query = np.r_[True, q[1:] != q[:-1]]
-    cum = np.cumsum(m)
-    before = cum - m - (cum - m)[np.flatnonzero(new_query)][np.cumsum(new_query) - 1]
-    keep = before < k
-    return order[keep], np.minimum(m, k - before)[keep]
+def _ivf_candidates(p: _QueryPayload, x: np.ndarray, home: np.ndarray, width: int, threads: int):
+    """FAISS float32 candidates of every query among this partition's rows in the cells
+    it probes: one IVF search whose inverted lists are the rows' home cells."""
+    faiss = _faiss()
+    q = p.quantizer
+    d = x.shape[1]
+    quant = faiss.IndexFlatL2(d)
+    quant.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
+    index = faiss.IndexIVFFlat(quant, d, q.n_cells, faiss.METRIC_L2)
+    xs = np.ascontiguousarray(x - q.center, dtype=np.float32)
+    ids = np.arange(len(x), dtype=np.int64)
+    lists = np.ascontiguousarray(home, dtype=np.int64)
+    index.add_core(len(x), faiss.swig_ptr(xs), faiss.swig_ptr(ids), faiss.swig_ptr(lists))
+    index.nprobe = p.probes.shape[1]
+    set_threads(threads)
+    xq = np.ascontiguousarray(p.x - q.center, dtype=np.float32)
+    f32, cand = index.search_preassigned(xq, width, np.ascontiguousarray(p.probes, dtype=np.int64), None)
+    # Bound on float32 rounding of a distance, per query (as in the shuffle join).
+    eta = 1e-5 * ((xq.astype(np.float64) ** 2).sum(1) + float((xs.astype(np.float64) ** 2).sum(1).max())) + 1e-300
+    return f32, cand, eta
 
 
 def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.DataFrame:
-    """Each query's ``k + 1`` nearest rows of this partition, copies counted."""
+    """Each query's ``k + 1`` nearest rows of this partition, copies counted.
+
+    One FAISS IVF search over the partition (lists = home cells) gives float32
+    candidates; they are re-ranked with exact float64 distances, ties by key, and a
+    query whose candidates could hide a tie or a closer row is searched again exactly
+    over the rows of the cells it probes.
+    """
     fault_point("join.search")
     x, keys, cls, mult = _table_arrays(pdf, p.n_features)
     if not len(x):
         return _partial_meta()
     home = _homes(p, x, cls, threads)
-    order = np.lexsort((keys, home))
+    order = np.lexsort((keys, home))  # by cell: the inverted lists
     x, keys, cls, mult, home = x[order], keys[order], cls[order], mult[order], home[order]
-    starts = np.flatnonzero(np.r_[True, home[1:] != home[:-1]])
-    ends = np.r_[starts[1:], len(home)]
-    width = p.k + 1
-    set_threads(threads)
-    found_q, found_r, found_d, found_t = [], [], [], []
-    for lo, hi in zip(starts, ends):
-        c = home[lo]
-        qs = p.order[p.offsets[c] : p.offsets[c + 1]]
-        if not len(qs):
-            continue
-        rows, d2, take = _search_bucket(
-            x[lo:hi], keys[lo:hi], mult[lo:hi], p.x[qs], np.full(len(qs), _NO_KEY), width, _BUCKET_EXTRA
-        )
-        ok = rows >= 0
-        found_q.append(np.broadcast_to(qs[:, None], rows.shape)[ok])
-        found_r.append(rows[ok] + lo)
-        found_d.append(d2[ok])
-        found_t.append(take[ok])
-    if not found_q:
-        return _partial_meta()
-    qi, ri = np.concatenate(found_q), np.concatenate(found_r)
-    pick, take = _top_with_copies(qi, keys[ri], np.concatenate(found_d), np.concatenate(found_t), width)
-    qi, ri = qi[pick], ri[pick]
+    need = p.k + 1  # copies: the query's own copy is dropped later, once
+    width = min(len(x), need + _BUCKET_EXTRA)
+    f32, cand, eta = _ivf_candidates(p, x, home, width, threads)
+    valid = cand >= 0
+    safe = np.where(valid, cand, 0)
+    d2 = np.where(valid, pair_d2(p.x, x[safe]), np.inf)
+    ranked = np.lexsort((np.where(valid, keys[safe], np.iinfo(np.int64).max), d2), axis=-1)  # ties by key
+    cand, d2 = np.take_along_axis(safe, ranked, 1), np.take_along_axis(d2, ranked, 1)
+    eff = np.where(np.isfinite(d2), mult[cand], 0)
+    keep, take, total = _take_k(eff, need)
+    last = np.where(keep, d2, -np.inf).max(axis=1)
+    full = valid.all(axis=1)  # FAISS may have left rows out
+    vague = np.flatnonzero(full & ((last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < need)))
+    qi, c = np.nonzero(keep)
+    found = [(qi, cand[qi, c], d2[qi, c], take[qi, c])]
+    if len(vague):
+        found = [tuple(a[~np.isin(qi, vague)] for a in found[0])]
+        starts = np.searchsorted(home, np.arange(p.quantizer.n_cells + 1))
+        for v in vague:
+            rows = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in p.probes[v]])
+            rows = rows[np.argsort(keys[rows], kind="stable")]  # ties by key
+            dv = _full_d2(p.x[v : v + 1], x[rows])[0]
+            o = np.argsort(dv, kind="stable")
+            rows, dv = rows[o], dv[o]
+            kk, tt, _ = _take_k(mult[rows][None, :], need)
+            sel = np.flatnonzero(kk[0])
+            found.append((np.full(len(sel), v), rows[sel], dv[sel], tt[0, sel]))
+    qi, ri, dd, tk = (np.concatenate(a) for a in zip(*found))
     return pd.DataFrame(
-        {
-            "qkey": p.keys[qi], "qcls": p.cls[qi], "nkey": keys[ri], "ncls": cls[ri],
-            "d2": np.concatenate(found_d)[pick], "mult": take,
-        }
+        {"qkey": p.keys[qi], "qcls": p.cls[qi], "nkey": keys[ri], "ncls": cls[ri], "d2": dd, "mult": tk}
     )
 
 
@@ -193,16 +208,12 @@ def query_join(
         quantizer, _, _ = plan_cells(engine, table, n_rows, n_features, dtype, knn, False, seed, info)
     t0 = time.perf_counter()
     _, _, probes = home_and_probes(quantizer, xq, 1 if exact else knn.join_nprobe, 1)
-    qi = np.repeat(np.arange(len(xq)), probes.shape[1])
-    cells = probes.reshape(-1)
-    order = np.lexsort((qi, cells))
-    offsets = np.searchsorted(cells[order], np.arange(quantizer.n_cells + 1))
     payload = _QueryPayload(
         n_features, quantizer, probes.shape[1], k, mask, queries["key"].to_numpy(np.int64),
-        queries["cls"].to_numpy(np.int32), xq, offsets, qi[order], finish, finish_args,
+        queries["cls"].to_numpy(np.int32), xq, probes, finish, finish_args,
     )
     info.query_rows = len(xq)
-    info.query_records = int(len(cells))
+    info.query_records = int(probes.size)
     info.seconds["probes"] = time.perf_counter() - t0
     handle = engine.broadcast(payload)
     partial = engine.map_partitions(table, _search_partition, handle, _partial_meta())
