@@ -249,3 +249,16 @@ def test_no_workers_timeout_config_key(tmp_path):
     cfg.write_text("dask:\n  no_workers_timeout: 0\n")
     with pytest.raises(ConfigError, match="no_workers_timeout"):
         load_config(cfg)
+
+
+def test_continuous_label_is_refused_in_one_line(tmp_path, capsys):
+    """A regression target is not resampled as a no-op: sklearn's 'Unknown label type'."""
+    frame = make_frame({0: 60, 1: 20}, seed=3)
+    frame["y"] = np.linspace(0.0, 1.0, len(frame))  # every row its own "class"
+    src = tmp_path / "in.parquet"
+    frame.to_parquet(src)
+    code, _, err = _run(capsys, "resample", "--input", str(src), "--output", str(tmp_path / "out"),
+                        "--label", "y", "--engine", "local")
+    assert code == 2 and "Unknown label type: continuous" in err and "'y'" in err
+    assert len(_error_lines(err)) == 1
+    assert not (tmp_path / "out").exists()
