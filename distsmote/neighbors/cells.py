@@ -40,9 +40,6 @@ MAX_CELLS = 65_536
 #: ``O(√C)``, not ``O(C)``.
 FLAT_MAX_CELLS = 256
 _COARSE_PROBES = 8
-#: Coarse cells searched for a row's home alone (its nearest fine cell is almost
-#: always under its nearest coarse cells; any fixed rule keeps the join deterministic).
-_HOME_COARSE_PROBES = 3
 
 
 def _faiss():
@@ -218,7 +215,7 @@ def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, 
         index.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
         f32, cand = index.search(x32, 2)
     else:
-        f32, cand = _two_level_search(q, xc, x32, 2, distances=True, coarse_probes=_HOME_COARSE_PROBES)
+        f32, cand = _two_level_search(q, xc, x32, 2, distances=True)
     scale = (x32.astype(np.float64) ** 2).sum(1) + float(q.norms2.max(initial=0.0)) + 1e-30
     clear = (cand[:, 1] >= 0) & ((f32[:, 1].astype(np.float64) - f32[:, 0]) > 1e-3 * scale)
     home = cand[:, 0].astype(np.int64)
@@ -248,17 +245,14 @@ def _rerank(points: np.ndarray, xc: np.ndarray, cand: np.ndarray) -> np.ndarray:
     return d2
 
 
-def _two_level_search(
-    q: Quantizer, xc: np.ndarray, x32: np.ndarray, m: int, distances: bool = False,
-    coarse_probes: int = _COARSE_PROBES,
-):
+def _two_level_search(q: Quantizer, xc: np.ndarray, x32: np.ndarray, m: int, distances: bool = False):
     """Candidate cells of a two-level quantizer: the ``m`` nearest (float32) among the
     fine cells of each row's nearest coarse cells (chosen by exact distance, ties by id,
     so the candidate set does not depend on the batch)."""
     faiss = _faiss()
     coarse = q.coarse
     G = len(coarse)
-    g = min(G, coarse_probes)
+    g = min(G, _COARSE_PROBES)
     cc = _flat_search(coarse, x32, min(G, g + _EXTRA_CELLS))
     cd2 = _rerank(coarse, xc, cc)
     lists = np.take_along_axis(cc, np.lexsort((cc, cd2), axis=-1)[:, :g], axis=1)
