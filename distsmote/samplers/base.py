@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin
 from sklearn.utils import InputTags, Tags, TargetTags
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -39,10 +38,9 @@ from distsmote._validation import (
 from distsmote.engines import engine_for
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
+from distsmote.samplers.arrays import LABEL, from_frame, names_of, to_frame
 
 logger = logging.getLogger("distsmote")
-
-_LABEL = "__distsmote_label__"
 
 
 # ----------------------------------------------------------------------- frame info
@@ -230,9 +228,9 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
         self
         """
         self._validate()
-        frame, _ = _to_frame(X, y)
-        info = describe(engine_for(frame), frame, _LABEL)
-        self._set_fitted(info, self._resolve(info), _names_of(X))
+        frame, _ = to_frame(X, y)
+        info = describe(engine_for(frame), frame, LABEL)
+        self._set_fitted(info, self._resolve(info), names_of(X))
         return self
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
@@ -251,13 +249,13 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
             Same types as the inputs: the original rows first, then the new rows.
         """
         self._validate()
-        frame, y_form = _to_frame(X, y)
+        frame, y_form = to_frame(X, y)
         engine = engine_for(frame)
-        info = describe(engine, frame, _LABEL)
-        out = self.run(engine, frame, info, _names_of(X))
+        info = describe(engine, frame, LABEL)
+        out = self.run(engine, frame, info, names_of(X))
         if self._sample_indices:
             self.sample_indices_ = out.index.to_numpy()
-        return _from_frame(out, X, y, y_form)
+        return from_frame(out, X, y, y_form)
 
     def resample(self, frame: Any, label: str, indicator: str | None = None) -> Any:
         """Resample a pandas, Dask or Spark DataFrame.
@@ -322,89 +320,6 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
 
     def _fit_resample(self, engine: Engine, frame: Any, info: FrameInfo, targets: dict) -> Any:
         raise NotImplementedError
-
-
-# ------------------------------------------------------------ arrays <-> a frame
-
-
-def _names_of(X: Any) -> Any:
-    """Feature names of ``X`` if it is a DataFrame with string column names."""
-    if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
-        return list(X.columns)
-    return None
-
-
-def _check_target(y: Any) -> tuple[np.ndarray, str]:
-    """``y`` as a 1-d array and its form: ``"1d"``, ``"column"`` or ``"ova"``.
-
-    A column vector is flattened; a one-vs-all indicator matrix becomes class indices
-    (imbalanced-learn's rule); any other 2-d target is refused with its wording.
-    """
-    arr = y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        return arr.ravel(), "column"
-    if arr.ndim == 2:
-        if np.isin(arr, (0, 1)).all() and (arr.sum(axis=1) == 1).all():
-            return arr.argmax(axis=1), "ova"
-        raise ValueError(
-            "Imbalanced-learn currently supports binary, multiclass and binarized encoded "
-            "multiclasss targets. Multilabel and multioutput targets are not supported."
-        )
-    if arr.ndim != 1:
-        raise ValueError(f"y must be 1-dimensional. Got shape {arr.shape}.")
-    return arr, "1d"
-
-
-def _to_frame(X: Any, y: Any) -> tuple[pd.DataFrame, str]:
-    from scipy import sparse
-
-    if sparse.issparse(X) or (
-        isinstance(X, pd.DataFrame) and any(isinstance(t, pd.SparseDtype) for t in X.dtypes)
-    ):
-        raise TypeError(
-            "distsmote does not accept sparse input: it interpolates dense feature "
-            "vectors. Convert it with X.toarray() (or DataFrame.sparse.to_dense())."
-        )
-    y_arr, form = _check_target(y)
-    if isinstance(X, pd.DataFrame):
-        frame = X.reset_index(drop=True).copy()
-        frame.columns = [str(c) for c in frame.columns]
-    else:
-        arr = np.asarray(X)
-        if arr.ndim != 2:
-            raise ValueError(f"X must be 2-dimensional. Got shape {arr.shape}.")
-        frame = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
-    if len(y_arr) != len(frame):
-        raise ValueError(
-            f"y must have one label per row of X. Got {len(y_arr)} labels for X with "
-            f"{len(frame)} rows."
-        )
-    frame[_LABEL] = y_arr
-    return frame, form
-
-
-def _from_frame(out: pd.DataFrame, X: Any, y: Any, form: str) -> tuple[Any, Any]:
-    y_res = out.pop(_LABEL).to_numpy()
-    if isinstance(X, pd.DataFrame):
-        out = out.reset_index(drop=True)
-        out.columns = X.columns
-        X_res = out
-    elif isinstance(X, list):
-        X_res = out.to_numpy().tolist()
-    else:
-        X_res = out.to_numpy(dtype=np.asarray(X).dtype)
-    if form == "ova":
-        n_classes = np.asarray(y).shape[1]
-        y_res = np.eye(n_classes, dtype=np.asarray(y).dtype)[y_res]
-    elif form == "column":
-        y_res = y_res.reshape(-1, 1)
-    if isinstance(y, pd.Series):
-        y_res = pd.Series(y_res, name=y.name, dtype=y.dtype)
-    elif isinstance(y, pd.DataFrame):
-        y_res = pd.DataFrame(y_res.reshape(len(y_res), -1), columns=y.columns).astype(y.dtypes.to_dict())
-    elif isinstance(y, list):
-        y_res = y_res.tolist()
-    return X_res, y_res
 
 
 __all__ = [
