@@ -177,7 +177,7 @@ def _add_job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed; same seed, same output on every engine")
     p.add_argument("--sampler", choices=sorted(SAMPLER_NAMES), help="default: smote")
     p.add_argument("--sampling-strategy", type=_strategy, help="float in (0, 1] or 'auto', 'minority', 'not minority', 'not majority', 'all'")
-    p.add_argument("--k-neighbors", type=int, help="SMOTE neighbours (default 5)")
+    p.add_argument("--k-neighbors", type=int, help="neighbours of each synthetic row's partner (ADASYN: n_neighbors; default 5)")
     p.add_argument("--knn", choices=["auto", "exact", "ivf", "hnsw"], help="neighbour search (default auto)")
     p.add_argument("--indicator", help="add a boolean column of this name marking synthetic rows")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output (atomically)")
