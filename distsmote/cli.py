@@ -215,7 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="write a demo dataset and resample it")
     d.add_argument("--workdir", default="distsmote-demo", help="where the demo input and output go")
     d.add_argument("--rows", type=int, default=200_000, help="rows of demo data")
+    d.add_argument("--evaluate", action="store_true",
+                   help="instead: evaluate samplers x models on a churn-like table (10,000 rows "
+                        "unless --rows); report in WORKDIR/report")
     _add_job_flags(d)
+    from distsmote.evaluate.cli import add_evaluate_parser, add_evaluation_flags
+
+    add_evaluation_flags(d)
+    add_evaluate_parser(sub)
     return parser
 
 
@@ -283,6 +290,10 @@ def _interrupted(what: str, state: JobState) -> str:
 def _main(args: argparse.Namespace) -> int:
     state = JobState()
     try:
+        if args.command == "evaluate" or (args.command == "demo" and args.evaluate):
+            from distsmote.evaluate.cli import run_evaluate
+
+            return run_evaluate(args)
         overrides = _overrides(args)
         if args.command == "demo":
             from distsmote.demo import write_demo

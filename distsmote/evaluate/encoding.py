@@ -2,7 +2,8 @@
 
 Numeric-only samplers (SMOTE, ADASYN, ... and the cleaners) see every categorical
 (non-numeric) column one-hot encoded as float64 columns ``"<column>=<value>"``, one per
-category, with the categories counted once on the whole table (one small aggregation
+category, and numeric columns as float64 (so synthetic rows are not truncated to the
+integers of an int column, as in an imbalanced-learn pipeline on a numeric array), with the categories counted once on the whole table (one small aggregation
 per column; no rows reach the driver).  Samplers named in :data:`NOMINAL_SAMPLERS`
 (SMOTENC, once it exists) take the categorical columns as they are instead.
 
@@ -56,7 +57,7 @@ class Encoding:
 
     def apply(self, pdf: pd.DataFrame) -> pd.DataFrame:
         """One-hot encode a pandas frame (or one partition)."""
-        out = {c: pdf[c] for c in self.numeric}
+        out = {c: pdf[c].to_numpy(np.float64, na_value=np.nan) for c in self.numeric}
         for col, values in self.categories.items():
             text = pdf[col].astype(str).to_numpy(dtype=object)
             for v in values:
@@ -98,10 +99,8 @@ def plan_encoding(engine: Engine, frame: Any, label: str) -> Encoding:
 
 def encode(engine: Engine, frame: Any, encoding: Encoding) -> Any:
     """The table with its categorical columns one-hot encoded (lazy on Dask and Spark)."""
-    if not encoding.categories:
-        return frame
     columns = engine.columns(frame)
-    meta = {c: columns[c] for c in encoding.numeric}
+    meta = {c: np.dtype(np.float64) for c in encoding.numeric}
     meta.update({d: np.dtype(np.float64) for d in encoding.dummies})
     meta[encoding.label] = columns[encoding.label] or np.dtype(object)
     empty = pd.DataFrame({c: np.array([], dtype=dt) for c, dt in meta.items()})

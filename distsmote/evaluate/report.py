@@ -42,7 +42,7 @@ def best_samplers(metrics: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _best_wide(best: pd.DataFrame) -> pd.DataFrame:
+def best_table(best: pd.DataFrame) -> pd.DataFrame:
     """Metrics down, models across: "sampler (value)" in each cell."""
     if not len(best):
         return best
@@ -104,7 +104,7 @@ figure.half img {{ max-width: 530px; }}
 Table: {s.get('rows', 0):,} rows on the {html.escape(str(s.get('engine')))} engine; features: {html.escape(', '.join(s.get('features', [])))}.<br>
 Settings: {settings}.</p>
 <h2>Best sampler per model and metric</h2>
-{_table(_best_wide(best))}
+{_table(best_table(best))}
 <h2>Class balance</h2>
 {figs.split('</figure>', 1)[0]}</figure>
 <h2>Figures</h2>
