@@ -144,24 +144,35 @@ def _row_keys(x: np.ndarray) -> np.ndarray:
 
 def view(original: pd.DataFrame, resampled: pd.DataFrame, features: list[str], label: str,
          rows: int, seed: int) -> pd.DataFrame:
-    """A bounded 2-D PCA view of a resampled train side.
+    """A bounded 2-D PCA view of a resampled train side held in memory.
 
-    PCA (on standardised features) is fitted on a sample of the original train rows;
-    the view holds up to ``rows`` original or synthetic rows of the output and the
-    sampled original rows that the sampler removed.
+    Up to ``rows`` original train rows (PCA is fitted on them) and up to ``rows`` rows
+    of the output; the sampled original rows absent from the output are "removed".
+    """
+    rng = np.random.default_rng(seed)
+    orig = original.iloc[np.sort(rng.choice(len(original), min(rows, len(original)), replace=False))]
+    out = resampled.iloc[np.sort(rng.choice(len(resampled), min(rows, len(resampled)), replace=False))]
+    kept = np.isin(_row_keys(orig[features].to_numpy(np.float64)),
+                   _row_keys(resampled[features].to_numpy(np.float64)))
+    return view_from_samples(orig, out, ~kept, features, label, seed)
+
+
+def view_from_samples(orig: pd.DataFrame, out: pd.DataFrame, removed: np.ndarray, features: list[str],
+                      label: str, seed: int) -> pd.DataFrame:
+    """Project a sample of original rows and one of the output on the originals' first two PCs.
+
+    PCA is fitted on the standardised original sample; ``removed`` marks the original
+    rows the sampler removed.  Columns: ``pc1, pc2, class, kind`` (``original``,
+    ``synthetic`` or ``removed``).
     """
     from sklearn.decomposition import PCA
 
-    rng = np.random.default_rng(seed)
-    orig = original.iloc[np.sort(rng.choice(len(original), min(rows, len(original)), replace=False))]
     x0 = orig[features].to_numpy(np.float64)
     mean, std = x0.mean(axis=0), x0.std(axis=0)
     std[std == 0] = 1.0
     pca = PCA(n_components=2, random_state=seed).fit((x0 - mean) / std)
-    out = resampled.iloc[np.sort(rng.choice(len(resampled), min(rows, len(resampled)), replace=False))]
-    kept = np.isin(_row_keys(x0), _row_keys(resampled[features].to_numpy(np.float64)))
     parts = []
-    for frame, kind in ((out, None), (orig[~kept], "removed")):
+    for frame, kind in ((out, None), (orig[np.asarray(removed, bool)], "removed")):
         if not len(frame):
             continue
         xy = pca.transform((frame[features].to_numpy(np.float64) - mean) / std)
