@@ -266,6 +266,7 @@ def run_evaluation(
     in_memory_limit: int = IN_MEMORY_LIMIT,
     sampler_params: dict | None = None,
     view_rows: int = VIEW_ROWS,
+    tree_sample_rows: int | None = None,
 ) -> Evaluation:
     """Run the experiment on a pandas, Dask or Spark table; see :func:`evaluate`."""
     samplers, models = check_samplers(samplers), check_models(models)
@@ -299,7 +300,8 @@ def run_evaluation(
                 "k-fold runs in memory only. Use hold-out (no cv) or raise the limit."
             )
         result = evaluate_distributed(engine, encoded, enc, stats.counts, samplers, models,
-                                      float(test_fraction), int(seed), params, view_rows)
+                                      float(test_fraction), int(seed), params, view_rows,
+                                      **({} if tree_sample_rows is None else {"tree_rows": tree_sample_rows}))
     result.settings = settings
     return result
 
@@ -323,7 +325,8 @@ def evaluate(frame: Any, label: str, samplers: Any = DEFAULT_SAMPLERS, models: A
     **kwargs
         ``test_fraction`` (0.2), ``cv`` (None: hold-out; else the number of folds),
         ``seed`` (0), ``in_memory_limit`` (1 000 000 rows), ``sampler_params``
-        (``{sampler: {param: value}}``), ``view_rows`` (2 000).
+        (``{sampler: {param: value}}``), ``view_rows`` (2 000), ``tree_sample_rows``
+        (Dask's tree models above the limit fit on a sample this large; 200 000).
 
     Returns
     -------
