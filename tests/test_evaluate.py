@@ -33,9 +33,11 @@ def churn() -> pd.DataFrame:
     return make_churn(3000, seed=1)
 
 
-def _encoded(frame: pd.DataFrame):
+def _split(frame: pd.DataFrame, seed: int):
+    """The evaluation's split: the raw table is split, then each side encoded."""
     enc = plan_encoding(LocalEngine(), frame, CHURN_LABEL)
-    return enc, enc.apply(frame)
+    train, test = train_test_split(frame, CHURN_LABEL, 0.2, seed=seed)
+    return enc, enc.apply(train), enc.apply(test)
 
 
 def _sklearn_scores(model, x_test, y_test) -> dict:
@@ -66,8 +68,7 @@ def test_metrics_equal_scikit_learn_on_the_same_split_and_rows(churn):
     samplers, models = ["none", "smote", "tomek-links"], ["lr", "dt"]
     ev = run_evaluation(churn, CHURN_LABEL, samplers, models, seed=5)
     got = ev.metrics.set_index(["sampler", "model", "metric"])["mean"]
-    enc, pdf = _encoded(churn)
-    train, test = train_test_split(pdf, CHURN_LABEL, 0.2, seed=5)
+    enc, train, test = _split(churn, 5)
     x_test, y_test = test[enc.features].to_numpy(np.float64), test[CHURN_LABEL].to_numpy()
     for s in samplers:
         sampler = make_named_sampler(s, 5)
@@ -90,8 +91,7 @@ def test_within_002_of_imbalanced_learn_pipelines(churn):
     ours = {"smote": SMOTE, "adasyn": ADASYN, "smote-tomek": SMOTETomek, "smote-enn": SMOTEENN}
     ev = run_evaluation(churn, CHURN_LABEL, list(ours), ["lr"], seed=0)
     got = ev.metrics.set_index(["sampler", "model", "metric"])["mean"]
-    enc, pdf = _encoded(churn)
-    train, test = train_test_split(pdf, CHURN_LABEL, 0.2, seed=0)
+    enc, train, test = _split(churn, 0)
     x, y = train[enc.features].to_numpy(np.float64), train[CHURN_LABEL].to_numpy()
     x_test, y_test = test[enc.features].to_numpy(np.float64), test[CHURN_LABEL].to_numpy()
     for name, cls in ours.items():
@@ -102,7 +102,7 @@ def test_within_002_of_imbalanced_learn_pipelines(churn):
 
 
 def test_kfold_is_stratified_and_uses_every_row_once_as_test(churn):
-    enc, pdf = _encoded(churn)
+    pdf = churn
     folds = fold_ids(pdf, CHURN_LABEL, 4, seed=0)
     table = pd.crosstab(folds, pdf[CHURN_LABEL])
     assert (table.max() - table.min()).max() <= 1  # per class, fold sizes differ by one row at most
@@ -124,8 +124,9 @@ def test_kfold_within_002_of_imbalanced_learn_cross_validation(churn):
 
     ev = run_evaluation(churn, CHURN_LABEL, ["smote"], ["lr"], cv=3, seed=0)
     got = ev.metrics.set_index(["metric"])["mean"]
-    enc, pdf = _encoded(churn)
-    folds = fold_ids(pdf, CHURN_LABEL, 3, seed=0)
+    enc = plan_encoding(LocalEngine(), churn, CHURN_LABEL)
+    pdf = enc.apply(churn)
+    folds = fold_ids(churn, CHURN_LABEL, 3, seed=0)
     splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(3)]
     pipe = make_pipeline(SMOTE(random_state=0), *[s for _, s in make_model("lr", 0).steps])
     ref = cross_validate(pipe, pdf[enc.features].to_numpy(np.float64), pdf[CHURN_LABEL].to_numpy(),
@@ -208,3 +209,25 @@ def test_cli_demo_evaluate(tmp_path, capsys):
     assert main(argv) == 0
     assert (tmp_path / "report" / "report.html").exists()
     assert len(pd.read_parquet(tmp_path / "churn.parquet")) == 1500
+
+
+def test_nominal_sampler_hook_receives_categorical_columns(churn, monkeypatch):
+    """Samplers in NOMINAL_SAMPLERS (SMOTENC) get the raw rows; the others their encoding."""
+    from distsmote.evaluate import protocol
+
+    seen = {}
+
+    class CopyMinority:  # stands in for SMOTENC: copies minority rows, categories and all
+        def resample(self, frame, label, indicator):
+            seen["columns"] = list(frame.columns)
+            extra = frame[frame[label] == 1].assign(**{indicator: True})
+            return pd.concat([frame.assign(**{indicator: False}), extra], ignore_index=True)
+
+    monkeypatch.setattr(protocol, "NOMINAL_SAMPLERS", frozenset({"smote"}))
+    monkeypatch.setattr(protocol, "make_named_sampler",
+                        lambda name, seed, params=None: None if name == "none" else CopyMinority())
+    ev = run_evaluation(churn, CHURN_LABEL, "none,smote", "lr", seed=0)
+    assert "Geography" in seen["columns"] and "Geography=France" not in seen["columns"]
+    counts = ev.counts.set_index(["sampler", "class"])
+    assert counts.loc[("smote", 1), "after"] == 2 * counts.loc[("smote", 1), "before"]
+    assert "synthetic" in set(ev.views["smote"]["kind"])

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distsmote.evaluate.encoding import Encoding
+from distsmote.evaluate.encoding import Encoding, encode
 from distsmote.evaluate.metrics import SCORE_BINS, curve_from_histogram, scores_from_histogram
 from distsmote.evaluate.protocol import (
     SYNTHETIC,
@@ -199,7 +199,7 @@ class SparkBackend:
         return cm, pos, neg
 
 
-def evaluate_distributed(engine: Any, encoded: Any, enc: Encoding, counts: dict, samplers: list[str],
+def evaluate_distributed(engine: Any, frame: Any, enc: Encoding, counts: dict, samplers: list[str],
                          models: list[str], test_fraction: float, seed: int, sampler_params: dict,
                          view_rows: int, tree_rows: int = TREE_SAMPLE_ROWS) -> Evaluation:
     """The hold-out experiment with models trained on the engine (see the module docstring)."""
@@ -217,15 +217,16 @@ def evaluate_distributed(engine: Any, encoded: Any, enc: Encoding, counts: dict,
     if engine.name not in backends:
         raise ValueError(f"No distributed models for the {engine.name} engine; use Dask or Spark.")
     backend = backends[engine.name](features, label, minority, seed, tree_rows)
-    train, test = train_test_split(encoded, label, test_fraction, seed=seed)
-    train, test = backend.persist(train), backend.persist(test)
-    before = engine.label_stats(train, label, []).counts
+    raw_train, raw_test = train_test_split(frame, label, test_fraction, seed=seed)
+    raw_train = backend.persist(raw_train)
+    test = backend.persist(encode(engine, raw_test, enc))
+    before = engine.label_stats(raw_train, label, []).counts
     n_train = sum(before.values())
-    original = bounded_sample(engine, train, label, view_rows, n_train, seed)
+    original = enc.apply(bounded_sample(engine, raw_train, label, view_rows, n_train, seed))
     rows, count_rows, views, curves = [], [], {}, {}
     for s in samplers:
         t0 = time.perf_counter()
-        res = backend.persist(resample_train(s, make_named_sampler(s, seed, sampler_params.get(s)), train, label, engine))
+        res = backend.persist(resample_train(s, make_named_sampler(s, seed, sampler_params.get(s)), raw_train, enc, engine))
         after = engine.label_stats(res, label, []).counts  # the resampling runs here
         resample_seconds = time.perf_counter() - t0
         n_res = sum(after.values())
@@ -243,8 +244,7 @@ def evaluate_distributed(engine: Any, encoded: Any, enc: Encoding, counts: dict,
             rows += [{"sampler": s, "model": m, "fold": 0, "metric": k, "value": v} for k, v in values.items()]
             curves[(s, m)] = curve_from_histogram(pos, neg)
             log.info("evaluated %s × %s on %s", s, m, engine.name)
-        if s != "none":
-            backend.release(res)
+        backend.release(res)
     per_fold = pd.DataFrame(rows)
     n = sum(counts.values())
     path = (f"distributed on {engine.name}: {backend.describe(models)}; {n:,} rows, more than the in-memory "

@@ -24,6 +24,8 @@ from distsmote.engines import Engine
 #: Samplers that resample categorical columns natively (no one-hot encoding).  The
 #: hook for SMOTENC: add its name here and to ``distsmote.config.SAMPLER_NAMES``.
 NOMINAL_SAMPLERS = frozenset({"smotenc"})
+#: The synthetic-row indicator column of resampled train sides (kept by the encoding).
+SYNTHETIC = "__distsmote_synthetic"
 #: More categories than this in one column is refused (one-hot would explode).
 MAX_CATEGORIES = 200
 
@@ -63,6 +65,8 @@ class Encoding:
             for v in values:
                 out[f"{col}={v}"] = (text == v).astype(np.float64)
         out[self.label] = pdf[self.label]
+        if SYNTHETIC in pdf.columns:  # a resampled side's indicator passes through
+            out[SYNTHETIC] = pdf[SYNTHETIC]
         return pd.DataFrame(out, index=pdf.index)
 
 
@@ -103,5 +107,7 @@ def encode(engine: Engine, frame: Any, encoding: Encoding) -> Any:
     meta = {c: np.dtype(np.float64) for c in encoding.numeric}
     meta.update({d: np.dtype(np.float64) for d in encoding.dummies})
     meta[encoding.label] = columns[encoding.label] or np.dtype(object)
+    if SYNTHETIC in columns:
+        meta[SYNTHETIC] = np.dtype(bool)
     empty = pd.DataFrame({c: np.array([], dtype=dt) for c, dt in meta.items()})
     return engine.map_partitions(frame, _apply, engine.broadcast(encoding), empty)

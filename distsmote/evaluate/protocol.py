@@ -1,7 +1,8 @@
 """The experiment: split, resample the train side only, fit models, score the test side.
 
-Hold-out uses :func:`distsmote.split.train_test_split`; k-fold uses the same content
-hash (the rows of each class ranked by hash, dealt round-robin to ``cv`` folds), so both
+The raw table is split (so every sampler, encoded or not, sees the same rows), then
+each side is encoded (:mod:`distsmote.evaluate.encoding`).  Hold-out uses
+:func:`distsmote.split.train_test_split`; k-fold uses the same content hash (the rows of each class ranked by hash, dealt round-robin to ``cv`` folds), so both
 are stratified, deterministic and independent of row order.  The sampler is fitted
 inside each fold on the train side only, as an imbalanced-learn ``Pipeline`` does; the
 test side keeps the true class distribution.  Every sampler and model sees the same
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from distsmote.engines import engine_for
-from distsmote.evaluate.encoding import NOMINAL_SAMPLERS, Encoding, encode, plan_encoding
+from distsmote.evaluate.encoding import SYNTHETIC, NOMINAL_SAMPLERS, Encoding, encode, plan_encoding
 from distsmote.evaluate.metrics import score
 from distsmote.evaluate.models import check_models, make_model
 
@@ -34,7 +35,6 @@ DEFAULT_SAMPLERS = ("none", "smote", "adasyn", "smote-tomek", "smote-enn")
 IN_MEMORY_LIMIT = 1_000_000
 #: Rows per sampler in the 2-D view.
 VIEW_ROWS = 2_000
-SYNTHETIC = "__distsmote_synthetic"
 
 
 @dataclass
@@ -98,11 +98,19 @@ def make_named_sampler(name: str, seed: int, params: dict | None = None) -> Any:
     return make_sampler(SamplerConfig(name=name, params=dict(params or {})), seed)
 
 
-def resample_train(name: str, sampler: Any, train: Any, label: str, engine: Any) -> Any:
-    """The resampled train side with a boolean ``SYNTHETIC`` column."""
+def resample_train(name: str, sampler: Any, train: Any, enc: Encoding, engine: Any) -> Any:
+    """The resampled, encoded train side with a boolean ``SYNTHETIC`` column.
+
+    ``train`` is the raw train side.  Numeric-only samplers resample its encoding;
+    samplers in :data:`NOMINAL_SAMPLERS` (SMOTENC) resample the raw rows, categorical
+    columns included, and their output is encoded afterwards.
+    """
     if sampler is None:
-        return engine.with_constant(train, SYNTHETIC, False)
-    return sampler.resample(train, label=label, indicator=SYNTHETIC)
+        return engine.with_constant(encode(engine, train, enc), SYNTHETIC, False)
+    if name in NOMINAL_SAMPLERS:
+        out = sampler.resample(train, label=enc.label, indicator=SYNTHETIC)
+        return encode(engine, out, enc)
+    return sampler.resample(encode(engine, train, enc), label=enc.label, indicator=SYNTHETIC)
 
 
 def minority_class(counts: dict) -> Any:
@@ -214,14 +222,13 @@ def evaluate_in_memory(pdf: pd.DataFrame, enc: Encoding, samplers: list[str], mo
         raise ValueError(f"The smallest class has {min(counts_all.values())} rows, fewer than cv={cv} folds.")
     rows, counts, views = [], [], {}
     pooled: dict = {}
-    for fold, (train, test) in enumerate(_splits(pdf, label, cv, test_fraction, seed)):
+    for fold, (raw_train, raw_test) in enumerate(_splits(pdf, label, cv, test_fraction, seed)):
+        train, test = enc.apply(raw_train), enc.apply(raw_test)
         x_test = test[features].to_numpy(np.float64)
         y_test = test[label].to_numpy()
         for s in samplers:
-            if s in NOMINAL_SAMPLERS:  # pragma: no cover - hook for SMOTENC
-                raise ValueError(f"{s} takes categorical columns; not available in this version.")
             t0 = time.perf_counter()
-            res = resample_train(s, make_named_sampler(s, seed, sampler_params.get(s)), train, label, engine)
+            res = resample_train(s, make_named_sampler(s, seed, sampler_params.get(s)), raw_train, enc, engine)
             resample_seconds = time.perf_counter() - t0
             if fold == 0:
                 after = res[label].value_counts().to_dict()
@@ -276,8 +283,7 @@ def run_evaluation(
         raise ValueError(f"test_fraction must be strictly between 0 and 1. Got {test_fraction!r}.")
     engine = engine_for(frame)
     enc = plan_encoding(engine, frame, label)
-    encoded = encode(engine, frame, enc)
-    stats = engine.label_stats(encoded, label, [])
+    stats = engine.label_stats(frame, label, [])
     if stats.null_labels:
         raise ValueError(f"Label column {label!r} has {stats.null_labels} missing values; drop or fill them.")
     if len(stats.counts) < 2:
@@ -288,7 +294,7 @@ def run_evaluation(
                 "engine": engine.name, "features": enc.features}
     params = dict(sampler_params or {})
     if n_rows <= in_memory_limit:
-        pdf = engine.collect_small(encoded, in_memory_limit)  # bounded by the limit
+        pdf = engine.collect_small(frame, in_memory_limit)  # bounded by the limit
         result = evaluate_in_memory(pdf.reset_index(drop=True), enc, samplers, models,
                                     float(test_fraction), cv, int(seed), params, view_rows)
     else:
@@ -299,7 +305,7 @@ def run_evaluation(
                 f"The table has {n_rows:,} rows, more than the in-memory limit ({in_memory_limit:,}); "
                 "k-fold runs in memory only. Use hold-out (no cv) or raise the limit."
             )
-        result = evaluate_distributed(engine, encoded, enc, stats.counts, samplers, models,
+        result = evaluate_distributed(engine, frame, enc, stats.counts, samplers, models,
                                       float(test_fraction), int(seed), params, view_rows,
                                       **({} if tree_sample_rows is None else {"tree_rows": tree_sample_rows}))
     result.settings = settings
