@@ -32,6 +32,7 @@ from distsmote.evaluate.protocol import (
     Evaluation,
     make_named_sampler,
     minority_class,
+    pca_features,
     resample_train,
     summarise,
     view_from_samples,
@@ -232,7 +233,7 @@ def evaluate_distributed(engine: Any, frame: Any, enc: Encoding, counts: dict, s
         n_res = sum(after.values())
         for c in classes:
             count_rows.append({"sampler": s, "class": c, "before": before.get(c, 0), "after": after.get(c, 0)})
-        views[s] = _view(engine, original, res, features, label, view_rows, n_res, seed)
+        views[s] = _view(engine, original, res, features, label, view_rows, n_res, seed, pca_features(enc))
         for m in models:
             t0 = time.perf_counter()
             fitted = backend.fit(m, res, n_res, engine)
@@ -245,6 +246,8 @@ def evaluate_distributed(engine: Any, frame: Any, enc: Encoding, counts: dict, s
             curves[(s, m)] = curve_from_histogram(pos, neg)
             log.info("evaluated %s × %s on %s", s, m, engine.name)
         backend.release(res)
+    backend.release(raw_train)
+    backend.release(test)
     per_fold = pd.DataFrame(rows)
     n = sum(counts.values())
     path = (f"distributed on {engine.name}: {backend.describe(models)}; {n:,} rows, more than the in-memory "
@@ -254,7 +257,7 @@ def evaluate_distributed(engine: Any, frame: Any, enc: Encoding, counts: dict, s
 
 
 def _view(engine: Any, original: pd.DataFrame, res: Any, features: list[str], label: str,
-          rows: int, n_res: int, seed: int) -> pd.DataFrame:
+          rows: int, n_res: int, seed: int, pca: list[str]) -> pd.DataFrame:
     """The 2-D view from bounded samples; removed rows found by an aggregation on the engine."""
     from distsmote.evaluate.protocol import _row_keys
 
@@ -269,4 +272,4 @@ def _view(engine: Any, original: pd.DataFrame, res: Any, features: list[str], la
     found = engine.aggregate(keyed, "__key", {features[0]: "max"})  # one row per found key
     kept = set(found["__key"].to_numpy(np.int64).tolist())
     removed = ~np.isin(_row_keys(original[features].to_numpy(np.float64)), list(kept))
-    return view_from_samples(original, sample, removed, features, label, seed)
+    return view_from_samples(original, sample, removed, pca, label, seed)

@@ -22,7 +22,13 @@ _TITLES = {
 
 
 def _plt():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "The evaluate report draws its figures with matplotlib. Install it with "
+            "`pip install 'distsmote[evaluate]'`."
+        ) from exc
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -120,7 +126,7 @@ def views(ev: Any) -> list:
         for i, c in enumerate(classes):
             col = colours[i % len(colours)]
             for kind, marker, alpha, size in (("original", "o", 0.35, 6), ("synthetic", "^", 0.6, 8),
-                                              ("removed", "x", 0.9, 14)):
+                                              ("removed", "x", 0.55, 10)):
                 pts = v[(v["class"] == c) & (v["kind"] == kind)]
                 if len(pts):
                     ax.scatter(pts["pc1"], pts["pc2"], s=size, marker=marker, alpha=alpha, color=col,
@@ -131,7 +137,9 @@ def views(ev: Any) -> list:
         ax.legend(fontsize=6, markerscale=1.5, loc="best")
     for ax in list(axes.flat)[len(samplers):]:
         ax.axis("off")
-    fig.suptitle("PCA of the original train rows: originals, synthetic rows (▲) and removed rows (×)")
+    used = ev.settings.get("view_features") or []
+    what = "numeric features" if used and len(used) < len(ev.settings.get("features", used)) else "features"
+    fig.suptitle(f"PCA of the original train rows' {what}: originals (●), synthetic rows (▲), removed rows (×)")
     fig.tight_layout()
     return [("pca_views", fig)]
 

@@ -150,8 +150,13 @@ def _row_keys(x: np.ndarray) -> np.ndarray:
     return content_keys(x, np.zeros(len(x), dtype=np.int32))
 
 
+def pca_features(enc: Encoding) -> list[str]:
+    """The 2-D view's features: the numeric ones (one-hot columns would dominate), if two or more."""
+    return list(enc.numeric) if len(enc.numeric) >= 2 else enc.features
+
+
 def view(original: pd.DataFrame, resampled: pd.DataFrame, features: list[str], label: str,
-         rows: int, seed: int) -> pd.DataFrame:
+         rows: int, seed: int, pca: list[str] | None = None) -> pd.DataFrame:
     """A bounded 2-D PCA view of a resampled train side held in memory.
 
     Up to ``rows`` original train rows (PCA is fitted on them) and up to ``rows`` rows
@@ -162,7 +167,7 @@ def view(original: pd.DataFrame, resampled: pd.DataFrame, features: list[str], l
     out = resampled.iloc[np.sort(rng.choice(len(resampled), min(rows, len(resampled)), replace=False))]
     kept = np.isin(_row_keys(orig[features].to_numpy(np.float64)),
                    _row_keys(resampled[features].to_numpy(np.float64)))
-    return view_from_samples(orig, out, ~kept, features, label, seed)
+    return view_from_samples(orig, out, ~kept, pca or features, label, seed)
 
 
 def view_from_samples(orig: pd.DataFrame, out: pd.DataFrame, removed: np.ndarray, features: list[str],
@@ -235,7 +240,7 @@ def evaluate_in_memory(pdf: pd.DataFrame, enc: Encoding, samplers: list[str], mo
                 before = train[label].value_counts().to_dict()
                 for c in sorted(set(before) | set(after), key=repr):
                     counts.append({"sampler": s, "class": c, "before": before.get(c, 0), "after": after.get(c, 0)})
-                views[s] = view(train, res, features, label, view_rows, seed)
+                views[s] = view(train, res, features, label, view_rows, seed, pca_features(enc))
             x_res = res[features].to_numpy(np.float64)
             y_res = res[label].to_numpy()
             for m in models:
@@ -291,7 +296,7 @@ def run_evaluation(
     n_rows = sum(stats.counts.values())
     settings = {"label": label, "samplers": samplers, "models": models, "test_fraction": float(test_fraction),
                 "cv": cv, "seed": int(seed), "in_memory_limit": int(in_memory_limit), "rows": int(n_rows),
-                "engine": engine.name, "features": enc.features}
+                "engine": engine.name, "features": enc.features, "view_features": pca_features(enc)}
     params = dict(sampler_params or {})
     if n_rows <= in_memory_limit:
         pdf = engine.collect_small(frame, in_memory_limit)  # bounded by the limit
