@@ -68,11 +68,10 @@ def _column_bits(col: pd.Series) -> np.ndarray:
         x = col.to_numpy(dtype=np.float64, na_value=np.nan) + 0.0
         x[np.isnan(x)] = np.nan  # one NaN bit pattern
         return np.ascontiguousarray(x).view(np.uint64)
-    null = col.isna().to_numpy()
-    text = np.asarray([str(v) for v in col.astype(object).to_numpy()], dtype=object)
-    bits = pd.util.hash_array(text, categorize=True).astype(np.uint64)
-    bits[null] = _NULL_TEXT
-    return bits
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)  # hash each distinct value once
+    text = np.asarray([str(v) for v in uniques], dtype=object)
+    hashed = pd.util.hash_array(text, categorize=False).astype(np.uint64)
+    return np.where(codes >= 0, hashed[np.maximum(codes, 0)] if len(hashed) else _NULL_TEXT, _NULL_TEXT).astype(np.uint64)
 
 
 def _row_hash(pdf: pd.DataFrame, payload: dict) -> np.ndarray:
