@@ -28,6 +28,12 @@ def main() -> None:
     p.add_argument("--n-workers", type=int, default=2)
     p.add_argument("--report", default=None, help="also write the report here")
     args = p.parse_args()
+    import logging
+    import warnings
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("distsmote").setLevel(logging.INFO)
+    warnings.filterwarnings("ignore")
 
     from distsmote.config import JobConfig
     from distsmote.datasets import CHURN_LABEL, make_churn_dask
