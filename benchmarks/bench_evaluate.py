@@ -50,7 +50,7 @@ def main() -> None:
 
     threading.Thread(target=watch, daemon=True).start()
     config = JobConfig(engine="dask", dask={"n_workers": args.n_workers, "memory_limit": "8GiB"})
-    with dask_client(config) as client:
+    with dask_client(config):
         frame = make_churn_dask(args.rows, args.partitions, seed=0)
         rss0 = me.memory_info().rss
         t0 = time.perf_counter()
