@@ -28,6 +28,7 @@ import pandas as pd
 from distsmote.evaluate.encoding import Encoding, encode
 from distsmote.evaluate.metrics import SCORE_BINS, curve_from_histogram, scores_from_histogram
 from distsmote.evaluate.protocol import (
+    KEEPS_ORIGINALS,
     SYNTHETIC,
     Evaluation,
     make_named_sampler,
@@ -212,7 +213,7 @@ def evaluate_distributed(engine: Any, frame: Any, enc: Encoding, counts: dict, s
                          models: list[str], test_fraction: float, seed: int, sampler_params: dict,
                          view_rows: int, tree_rows: int = TREE_SAMPLE_ROWS) -> Evaluation:
     """The hold-out experiment with models trained on the engine (see the module docstring)."""
-    from distsmote.split import train_test_split
+    from distsmote.split import _test_count, train_test_split
 
     label, features = enc.label, enc.features
     classes = sorted(counts, key=repr)
@@ -229,19 +230,21 @@ def evaluate_distributed(engine: Any, frame: Any, enc: Encoding, counts: dict, s
     raw_train, raw_test = train_test_split(frame, label, test_fraction, seed=seed)
     raw_train = backend.persist(raw_train)
     test = backend.persist(encode(engine, raw_test, enc))
-    before = engine.label_stats(raw_train, label, []).counts
+    before = {c: n - _test_count(test_fraction, n) for c, n in counts.items()}  # exact, by the split
     n_train = sum(before.values())
     original = enc.apply(bounded_sample(engine, raw_train, label, view_rows, n_train, seed))
     rows, count_rows, views, curves = [], [], {}, {}
     for s in samplers:
         t0 = time.perf_counter()
         res = backend.persist(resample_train(s, make_named_sampler(s, seed, sampler_params.get(s)), raw_train, enc, engine))
-        after = engine.label_stats(res, label, []).counts  # the resampling runs here
+        # Counting runs the resampling (the frame is persisted); no sampler, no change.
+        after = dict(before) if s == "none" else engine.label_stats(res, label, []).counts
         resample_seconds = time.perf_counter() - t0
         n_res = sum(after.values())
         for c in classes:
             count_rows.append({"sampler": s, "class": c, "before": before.get(c, 0), "after": after.get(c, 0)})
-        views[s] = _view(engine, original, res, features, label, view_rows, n_res, seed, pca_features(enc))
+        views[s] = _view(engine, original, res, features, label, view_rows, n_res, seed, pca_features(enc),
+                         removes=s not in KEEPS_ORIGINALS)
         for m in models:
             t0 = time.perf_counter()
             fitted = backend.fit(m, res, n_res, engine)
@@ -265,11 +268,16 @@ def evaluate_distributed(engine: Any, frame: Any, enc: Encoding, counts: dict, s
 
 
 def _view(engine: Any, original: pd.DataFrame, res: Any, features: list[str], label: str,
-          rows: int, n_res: int, seed: int, pca: list[str]) -> pd.DataFrame:
-    """The 2-D view from bounded samples; removed rows found by an aggregation on the engine."""
+          rows: int, n_res: int, seed: int, pca: list[str], removes: bool = True) -> pd.DataFrame:
+    """The 2-D view from bounded samples; removed rows found by an aggregation on the engine.
+
+    ``removes=False`` (samplers that keep every original row) skips that aggregation.
+    """
     from distsmote.evaluate.protocol import _row_keys
 
     sample = bounded_sample(engine, res, label, rows, n_res, seed)
+    if not removes:
+        return view_from_samples(original, sample, np.zeros(len(original), bool), pca, label, seed)
     keys = np.unique(_row_keys(original[features].to_numpy(np.float64)))
 
     def present(pdf: pd.DataFrame, payload: np.ndarray) -> np.ndarray:

@@ -31,6 +31,8 @@ log = logging.getLogger("distsmote")
 
 #: The article's samplers (``none`` = no resampling, the baseline).
 DEFAULT_SAMPLERS = ("none", "smote", "adasyn", "smote-tomek", "smote-enn")
+#: Samplers that keep every original row (only add rows): nothing to show as removed.
+KEEPS_ORIGINALS = frozenset({"none", "smote", "adasyn", "borderline-1", "borderline-2", "smotenc"})
 #: Default row limit of the in-memory (scikit-learn) path.
 IN_MEMORY_LIMIT = 1_000_000
 #: Rows per sampler in the 2-D view.
