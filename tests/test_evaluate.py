@@ -231,3 +231,14 @@ def test_nominal_sampler_hook_receives_categorical_columns(churn, monkeypatch):
     counts = ev.counts.set_index(["sampler", "class"])
     assert counts.loc[("smote", 1), "after"] == 2 * counts.loc[("smote", 1), "before"]
     assert "synthetic" in set(ev.views["smote"]["kind"])
+
+
+def test_large_churn_table_is_generated_per_partition_deterministically():
+    from distsmote.datasets import make_churn_dask
+
+    a = make_churn_dask(3001, 3, seed=7)
+    assert a.npartitions == 3
+    pdf = a.compute(scheduler="sync")
+    assert len(pdf) == 3001 and abs(pdf[CHURN_LABEL].mean() - 0.2) < 0.001
+    expected = pd.concat([make_churn(1000, seed=(7, 0)), make_churn(1000, seed=(7, 1)), make_churn(1001, seed=(7, 2))])
+    pd.testing.assert_frame_equal(pdf, expected)
