@@ -127,6 +127,27 @@ class SparkEngine(Engine):
             out[f.name] = np.dtype(kind) if kind is not None else None
         return out
 
+    def column_kinds(self, frame: DataFrame) -> dict[str, str]:
+        out = {}
+        for f in frame.schema.fields:
+            t = f.dataType
+            if type(t) in _NUMERIC:
+                out[f.name] = "numeric"
+            elif isinstance(t, T.BooleanType):
+                out[f.name] = "bool"
+            elif isinstance(t, (T.StringType, T.VarcharType, T.CharType)):
+                out[f.name] = "string"
+            elif isinstance(t, T.DateType):
+                out[f.name] = "date"
+            elif isinstance(t, (T.TimestampType, T.TimestampNTZType)):
+                out[f.name] = "timestamp"
+            else:
+                out[f.name] = f"other: {t.simpleString()}"
+        return out
+
+    def nullable(self, frame: DataFrame, columns) -> DataFrame:
+        return frame  # every Spark column can hold nulls
+
     def label_stats(self, frame: DataFrame, label: str, features: Sequence[str]) -> LabelStats:
         floats = {f.name for f in frame.schema.fields if isinstance(f.dataType, (T.FloatType, T.DoubleType))}
         aggs = [F.count(F.lit(1)).alias("__rows__")]
