@@ -290,3 +290,28 @@ def test_null_in_a_categorical_feature_is_refused():
     frame.loc[3, "gender"] = None
     with pytest.raises(ValueError, match="'gender' \\(1 rows\\)"):
         SMOTENC(random_state=0).resample(frame, label="y")
+
+
+def test_a_thousand_categories_cost_memory_per_row_not_per_category():
+    """Neighbour search and generation with a 2,000-category feature stay far below a
+    one-hot of the class (rows × categories × 8 bytes = 160 MB here)."""
+    import tracemalloc
+
+    from distsmote._kernels import vote
+
+    rng = np.random.default_rng(0)
+    n, cats, k = 10_000, 2_000, 5
+    x = rng.normal(size=(n, 4))
+    codes = np.stack([rng.integers(0, 3, n), rng.integers(0, cats, n)], axis=1)
+    tracemalloc.start()
+    nbrs, _ = smotenc_neighbours(x, codes, np.arange(n), k, KnnConfig(method="exact"), 0)
+    rows = np.repeat(np.arange(n), 10)
+    child = np.tile(np.arange(10), n)
+    picked = vote(codes[:, 1][nbrs[rows]], nbrs[rows] >= 0, np.uint64(7), rows, child)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    one_hot = n * cats * 8
+    assert peak < one_hot / 4, f"peak {peak / 1e6:.0f} MB"
+    # And the vote is the neighbours' most frequent value.
+    counts = [Counter(codes[nbrs[r], 1]) for r in rows[:50]]
+    assert all(c[v] == max(c.values()) for c, v in zip(counts, picked[:50]))
