@@ -315,3 +315,17 @@ def test_a_thousand_categories_cost_memory_per_row_not_per_category():
     # And the vote is the neighbours' most frequent value.
     counts = [Counter(codes[nbrs[r], 1]) for r in rows[:50]]
     assert all(c[v] == max(c.values()) for c, v in zip(counts, picked[:50]))
+
+
+def test_numpy_int_and_bool_passthrough_become_nullable_only_when_nulls_are_added():
+    from distsmote import TomekLinks
+
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "cnt": np.arange(n),
+                          "ok": rng.random(n) < 0.5, "y": (np.arange(n) % 5 == 0).astype(int)})
+    out = SMOTE(random_state=0).resample(frame, label="y", passthrough=["cnt", "ok"])
+    assert str(out["cnt"].dtype) == "Int64" and str(out["ok"].dtype) == "boolean"
+    assert out["cnt"].iloc[n:].isna().all() and (out["cnt"].iloc[:n].to_numpy() == frame["cnt"]).all()
+    cleaned = TomekLinks().resample(frame, label="y", passthrough=["cnt", "ok"])
+    assert cleaned.dtypes.to_dict() == frame.dtypes.to_dict()  # no row added: types unchanged
