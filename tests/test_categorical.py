@@ -276,13 +276,15 @@ def test_smote_refuses_a_categorical_column_and_names_the_remedies():
     [
         ({"passthrough": ["nope"]}, "Column 'nope' given in passthrough= is not in the frame"),
         ({"id_column": "active"}, "The id column 'active' is bool"),
+        ({"id_column": "small_id"}, "The id column 'small_id' is int32"),
         ({"categorical": ["gender"], "passthrough": ["gender"]}, "both categorical and passthrough"),
         ({"partition_columns": ["y"]}, "is the label"),
     ],
 )
 def test_role_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        SMOTENC(random_state=0).resample(churn(), label="y", **kwargs)
+        SMOTENC(random_state=0).resample(churn().assign(small_id=np.int32(1)), label="y",
+                                         **{"passthrough": ["small_id"], **kwargs})
 
 
 def test_null_in_a_categorical_feature_is_refused():

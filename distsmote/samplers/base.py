@@ -154,6 +154,11 @@ def describe(
         )
     kinds = engine.column_kinds(frame)
     role = resolve_roles(kinds, label, accepts=accepts, sampler=sampler, **(roles or {}))
+    if role.id_column is not None and kinds[role.id_column] != "string" and columns[role.id_column] != np.int64:
+        raise DistSmoteInputError(
+            f"The id column {role.id_column!r} is {columns[role.id_column]}; fresh ids are 63-bit "
+            "integers, so it must be int64 (or string). Cast it, or pass another id_column=..."
+        )
     features = [*role.numeric, *role.categorical]
     stats = engine.label_stats(frame, label, features)
     check_label_stats(stats, label)
