@@ -331,3 +331,21 @@ def test_numpy_int_and_bool_passthrough_become_nullable_only_when_nulls_are_adde
     assert out["cnt"].iloc[n:].isna().all() and (out["cnt"].iloc[:n].to_numpy() == frame["cnt"]).all()
     cleaned = TomekLinks().resample(frame, label="y", passthrough=["cnt", "ok"])
     assert cleaned.dtypes.to_dict() == frame.dtypes.to_dict()  # no row added: types unchanged
+
+
+def test_arrow_dictionary_string_and_date_columns_keep_their_types():
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "y": (np.arange(n) % 5 == 0).astype(int)})
+    dictionary = pd.ArrowDtype(pa.dictionary(pa.int32(), pa.string()))
+    frame["g"] = pd.array(pa.array(rng.choice(["x", "y", "z"], n)).dictionary_encode(), dtype=dictionary)
+    frame["s"] = pd.array(rng.choice(["p", "q"], n), dtype="string[pyarrow]")
+    days = np.datetime64("2024-01-01") + rng.integers(0, 3, n).astype("timedelta64[D]")
+    frame["d"] = pd.array(pa.array(days).cast(pa.date32()), dtype=pd.ArrowDtype(pa.date32()))
+    out = SMOTENC(random_state=0).resample(frame, label="y", partition_columns=["d"])
+    assert out.dtypes.to_dict() == frame.dtypes.to_dict()
+    new = out.iloc[n:]
+    assert len(new) == (frame["y"] == 0).sum() - (frame["y"] == 1).sum()
+    assert set(new["g"]) <= set(frame.loc[frame["y"] == 1, "g"]) and new["d"].notna().all()
