@@ -6,7 +6,11 @@
   exact counts, the same output multiset on every engine, columns and dtypes kept, the
   indicator column, lazy results, bad parameters refused before anything runs, clone;
 * every ``sampling_strategy`` form imbalanced-learn accepts works, and every form it
-  refuses is refused with its wording.
+  refuses is refused with its wording;
+* column roles on a lake-like table (strings, category, bool, nullable ints, timestamps,
+  dates): SMOTE, ADASYN, Borderline-SMOTE-2, Tomek, ENN, SMOTEENN, SMOTENC and SMOTEN with
+  passthrough, partition and id columns, on pandas, Dask (1 and 3 partitions) and Spark:
+  the same rows (fresh ids included) and every column's type kept on each engine.
 """
 
 from __future__ import annotations
