@@ -17,11 +17,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
     from distsmote.samplers.cleaning import EditedNearestNeighbours, TomekLinks
     from distsmote.samplers.combine import SMOTEENN, SMOTETomek
     from distsmote.samplers.smote import SMOTE
+    from distsmote.samplers.smoten import SMOTEN
+    from distsmote.samplers.smotenc import SMOTENC
 
 __version__ = "0.1.0"
 
 _PUBLIC = {
     "SMOTE": "distsmote.samplers.smote",
+    "SMOTENC": "distsmote.samplers.smotenc",
+    "SMOTEN": "distsmote.samplers.smoten",
     "ADASYN": "distsmote.samplers.adasyn",
     "BorderlineSMOTE": "distsmote.samplers.borderline",
     "TomekLinks": "distsmote.samplers.cleaning",

@@ -15,7 +15,7 @@ import pandas as pd
 from distsmote._faults import fault_point
 from distsmote._plan import Task
 from distsmote.engines.base import empty_frame
-from distsmote._random import draw_integers, draw_uniform, stream_key
+from distsmote._random import draw_bits, draw_integers, draw_uniform, mix64, stream_key
 from distsmote.neighbors.index import ShippedIndex, search_neighbors
 
 
@@ -56,6 +56,34 @@ class ClassPlan:
     children: np.ndarray  # children per canonical row
     index: ShippedIndex | None
     neighbours: Neighbours | None = None
+    codes: np.ndarray | None = None  # categorical features as codes into vocab (canonical order)
+    vocab: tuple = ()  # each categorical feature's sorted distinct values in the class
+    extra: pd.DataFrame | None = None  # partition columns, canonical order
+
+
+@dataclass(frozen=True)
+class OutputColumns:
+    """The columns of synthetic rows besides the numeric features and the label.
+
+    Attributes
+    ----------
+    categorical : tuple of str
+        Categorical features: the most frequent value among the seed's neighbours.
+    nulls : tuple of str
+        Passthrough columns, null on synthetic rows.
+    partition : tuple of str
+        Partition columns: the seed row's value.
+    id_column : str or None
+        Gets fresh ids: a hash of (seed, class, canonical row, child).
+    id_string : bool
+        Whether the id column holds strings (else int64).
+    """
+
+    categorical: tuple[str, ...] = ()
+    nulls: tuple[str, ...] = ()
+    partition: tuple[str, ...] = ()
+    id_column: str | None = None
+    id_string: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +102,7 @@ class SmotePayload:
     seed: int
     rerank_extra: int
     other_step: float = 0.5
+    out: OutputColumns = OutputColumns()
 
 
 def _partners(plan: ClassPlan, payload: SmotePayload, seeds: np.ndarray, rows: np.ndarray,
@@ -120,11 +149,57 @@ def smote_task(task: Task, payload: SmotePayload, threads: int) -> pd.DataFrame:
     # column below is a contiguous view, not a copy.
     values = np.asfortranarray(base + gap[:, None] * diff, dtype=plan.points.dtype)
     columns = {name: values[:, j] for j, name in enumerate(payload.features)}
-    columns[payload.label] = np.full(len(values), plan.value, dtype=object if isinstance(plan.value, str) else None)
+    return _finish(columns, plan, payload, rows, child, task.class_pos)
+
+
+def _finish(columns: dict, plan: ClassPlan, payload: SmotePayload, rows: np.ndarray,
+            child: np.ndarray, class_pos: int) -> pd.DataFrame:
+    """Add the label, categorical, passthrough, partition, id and indicator columns."""
+    n = len(rows)
+    spec = payload.out
+    if spec.categorical:
+        nb = plan.neighbours
+        for j, name in enumerate(spec.categorical):
+            key = stream_key(payload.seed, "category", class_pos, j)
+            codes = vote(plan.codes[:, j][np.maximum(nb.rows[rows], 0)], nb.rows[rows] >= 0, key, rows, child)
+            columns[name] = plan.vocab[j][codes]
+    columns[payload.label] = np.full(n, plan.value, dtype=object if isinstance(plan.value, str) else None)
+    for name in spec.nulls:
+        columns[name] = np.full(n, None, dtype=object)
+    for name in spec.partition:
+        columns[name] = plan.extra[name].to_numpy()[rows] if n else plan.extra[name].to_numpy()[:0]
+    if spec.id_column:
+        bits = draw_bits(stream_key(payload.seed, "id", class_pos), rows, child) >> np.uint64(1)
+        ids = bits.astype(np.int64)
+        columns[spec.id_column] = (
+            np.array([f"synthetic-{v:016x}" for v in ids], dtype=object) if spec.id_string else ids
+        )
     out = pd.DataFrame(columns, copy=False)
     if payload.indicator:
         out[payload.indicator] = True
     return out
+
+
+def vote(codes: np.ndarray, valid: np.ndarray, key: np.uint64, rows: np.ndarray,
+         child: np.ndarray) -> np.ndarray:
+    """The most frequent code of each row of ``codes`` (n, k); ties drawn by the seed.
+
+    Among the codes with the highest count, the one with the smallest hash of
+    ``(key, row, child, code)`` wins: a uniform, deterministic choice per synthetic row.
+    Memory is ``n × k × k`` booleans at most, never proportional to the number of
+    categories.
+    """
+    if not len(codes):
+        return np.empty(0, np.int64)
+    codes = np.where(valid, codes, -1).astype(np.int64)
+    counts = ((codes[:, :, None] == codes[:, None, :]) & valid[:, None, :]).sum(-1)
+    counts[~valid] = -1
+    top = counts == counts.max(axis=1, keepdims=True)
+    salt = draw_bits(key, rows, child)
+    with np.errstate(over="ignore"):
+        score = mix64(codes.astype(np.uint64) ^ salt[:, None])
+    score = np.where(top, score, np.uint64(np.iinfo(np.uint64).max))
+    return codes[np.arange(len(codes)), score.argmin(axis=1)]
 
 
 #: Row-key column added to the input while the removed rows are anti-joined away.
@@ -245,3 +320,30 @@ def neighbour_profile(edges: pd.DataFrame, args: tuple[int, int]) -> pd.DataFram
         out.update({f"nkey{j}": nkey[:, j] for j in range(k_out)})
         out.update({f"ncls{j}": ncls[:, j] for j in range(k_out)})
     return pd.DataFrame(out)
+
+
+def value_class_partial(pdf: pd.DataFrame, args: tuple, threads: int) -> pd.DataFrame:
+    """Rows per (feature value, class) of one partition, for SMOTEN's value difference
+    metric.  ``args = (features, label, classes)``; one output row per distinct value
+    key (:func:`distsmote.columns.value_keys`, salted by the feature's position) with
+    a count column ``n<code>`` per class."""
+    from distsmote.columns import plain_values, value_keys
+    from distsmote.neighbors.keys import class_codes
+
+    features, label, classes = args
+    cls = class_codes(pdf[label], classes, label)
+    parts = []
+    for j, name in enumerate(features):
+        keys = value_keys(plain_values(pdf[name]), salt=j + 1)
+        parts.append(pd.DataFrame({"vkey": keys, "cls": cls}))
+    long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"vkey": [], "cls": []})
+    table = long.groupby(["vkey", "cls"]).size().unstack(fill_value=0)
+    out = pd.DataFrame({"vkey": table.index.to_numpy(np.int64)})
+    for c in range(len(classes)):
+        out[f"n{c}"] = table[c].to_numpy(np.int64) if c in table.columns else np.zeros(len(out), np.int64)
+    return out
+
+
+def value_class_meta(n_classes: int) -> pd.DataFrame:
+    """Schema of :func:`value_class_partial`."""
+    return empty_frame({"vkey": np.int64, **{f"n{c}": np.int64 for c in range(n_classes)}})

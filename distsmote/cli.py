@@ -139,7 +139,11 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
                 _prepare_output(store, config)
             schema = info.schema if info is not None and info.widened else None
             frame = io.read_parquet(config.engine, config.input, handle, schema=schema)
-            resampled = sampler.resample(frame, label=config.label, indicator=config.indicator)
+            resampled = sampler.resample(
+                frame, label=config.label, indicator=config.indicator,
+                categorical=config.categorical, passthrough=config.passthrough,
+                partition_columns=config.partition_columns, id_column=config.id_column,
+            )
             before = dict(sampler.class_counts_)
             owner = commit.Owner.new()
             staging = commit.sibling(config.output, "staging", owner)
@@ -171,6 +175,14 @@ def _strategy(text: str) -> Any:
         return text
 
 
+def _columns(text: str) -> list[str]:
+    """A comma-separated list of column names."""
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more column names, comma-separated")
+    return names
+
+
 def _add_job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML job config (see conf/); flags override it")
     p.add_argument("--engine", choices=["local", "dask", "spark"], help="default: dask (embedded local cluster)")
@@ -180,6 +192,14 @@ def _add_job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k-neighbors", type=int, help="neighbours of each synthetic row's partner (ADASYN: n_neighbors; default 5)")
     p.add_argument("--knn", choices=["auto", "exact", "ivf", "hnsw"], help="neighbour search (default auto)")
     p.add_argument("--indicator", help="add a boolean column of this name marking synthetic rows")
+    p.add_argument("--categorical", type=_columns, metavar="COL,COL",
+                   help="categorical features for smotenc/smoten (default: string, category and boolean columns)")
+    p.add_argument("--passthrough", type=_columns, metavar="COL,COL",
+                   help="columns carried along unchanged, never used in distances; null on synthetic rows")
+    p.add_argument("--partition-columns", type=_columns, metavar="COL,COL",
+                   help="passthrough columns whose value synthetic rows copy from their seed row")
+    p.add_argument("--id-column", metavar="COL",
+                   help="passthrough int64 or string column that gets fresh, deterministic ids on synthetic rows")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output (atomically)")
     p.add_argument("--scheduler", help="Dask scheduler address (default: embedded local cluster)")
     p.add_argument("--n-workers", type=int, help="workers of the embedded Dask cluster")
@@ -218,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--evaluate", action="store_true",
                    help="instead: evaluate samplers x models on a churn-like table (10,000 rows "
                         "unless --rows); report in WORKDIR/report")
+    d.add_argument("--table", choices=["fraud", "churn"], default="fraud",
+                   help="fraud: numeric features, SMOTE (default); churn: categorical features, an id "
+                        "and a date partition column, SMOTENC")
     _add_job_flags(d)
     from distsmote.evaluate.cli import add_evaluate_parser, add_evaluation_flags
 
@@ -239,6 +262,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "engine": args.engine,
         "seed": args.seed,
         "indicator": args.indicator,
+        "categorical": args.categorical,
+        "passthrough": args.passthrough,
+        "partition_columns": args.partition_columns,
+        "id_column": args.id_column,
         "overwrite": args.overwrite,
         "sampler.name": args.sampler,
         "dask.scheduler": args.scheduler,
@@ -298,7 +325,15 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "demo":
             from distsmote.demo import write_demo
 
-            overrides["input"], overrides["output"], overrides["label"] = write_demo(args.workdir, args.rows)
+            overrides["input"], overrides["output"], overrides["label"] = write_demo(
+                args.workdir, args.rows, args.table
+            )
+            if args.table == "churn":
+                from distsmote.demo import CHURN_ROLES
+
+                for key, value in CHURN_ROLES.items():
+                    if overrides.get(key) is None:
+                        overrides[key] = value
             overrides["overwrite"] = True
             overrides["seed"] = 0 if args.seed is None else args.seed
         config = load_config(args.config, overrides)

@@ -25,6 +25,8 @@ SAMPLER_NAMES = {
     "enn": "EditedNearestNeighbours",
     "smote-tomek": "SMOTETomek",
     "smote-enn": "SMOTEENN",
+    "smotenc": "SMOTENC",
+    "smoten": "SMOTEN",
 }
 
 
@@ -87,6 +89,14 @@ class JobConfig(_Strict):
     engine: Literal["local", "dask", "spark"] = "dask"
     seed: int | None = Field(default=None, ge=0)
     indicator: str | None = None
+    #: Column roles (see :mod:`distsmote.columns`): categorical features (SMOTENC,
+    #: SMOTEN; default: string, category and boolean columns), passthrough columns,
+    #: partition columns (passthrough; synthetic rows copy the seed's value) and an id
+    #: column (passthrough; fresh ids on synthetic rows).
+    categorical: list[str] | None = None
+    passthrough: list[str] | None = None
+    partition_columns: list[str] | None = None
+    id_column: str | None = None
     overwrite: bool = False
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     dask: DaskConfig = Field(default_factory=DaskConfig)

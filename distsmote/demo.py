@@ -1,4 +1,5 @@
-"""A generated demo dataset: a fraud-like table with a 2 % minority class."""
+"""Generated demo datasets: a fraud-like numeric table with a 2 % minority class, and
+a churn-like table with categorical features, an id and a date partition column."""
 
 from __future__ import annotations
 
@@ -34,10 +35,65 @@ def make_demo_frame(rows: int = 200_000, features: int = 16, minority_share: flo
     return frame
 
 
-def write_demo(workdir: str, rows: int = 200_000) -> tuple[str, str, str]:
-    """Write the demo input as a 4-file Parquet dataset; return (input, output, label)."""
+#: The churn demo's job: SMOTENC, categorical features found by type.
+CHURN_ROLES = {
+    "sampler.name": "smotenc",
+    "id_column": "CustomerId",
+    "partition_columns": ["SignupDate"],
+}
+
+
+def make_churn_frame(rows: int = 200_000, minority_share: float = 0.2, seed: int = 0) -> pd.DataFrame:
+    """A bank-churn-like table: numeric and categorical features, an id, a date.
+
+    ``Exited`` (1 = churned) is the label.  ``Geography``, ``Gender`` (strings),
+    ``HasCrCard`` (bool) and ``Branch`` (100 categories) are categorical features;
+    ``CustomerId`` (int64) and ``SignupDate`` (date) are passthrough columns.
+    """
+    rng = np.random.default_rng(seed)
+    y = (rng.random(rows) < minority_share).astype(np.int64)
+    geo = rng.choice(["France", "Germany", "Spain"], rows, p=[0.5, 0.25, 0.25])
+    churn_geo = rng.choice(["France", "Germany", "Spain"], rows, p=[0.4, 0.4, 0.2])
+    frame = pd.DataFrame({
+        "CreditScore": rng.normal(650, 95, rows).round().astype(np.int64),
+        "Geography": np.where(y == 1, churn_geo, geo).astype(object),
+        "Gender": rng.choice(["Female", "Male"], rows).astype(object),
+        "Age": np.clip(rng.normal(38, 10, rows) + 7 * y, 18, 92).astype(np.float64),
+        "Tenure": rng.integers(0, 11, rows).astype(np.int64),
+        "Balance": np.where(rng.random(rows) < 0.35, 0.0, rng.normal(120_000, 30_000, rows)),
+        "NumOfProducts": rng.integers(1, 5, rows).astype(np.int64),
+        "HasCrCard": rng.random(rows) < 0.7,
+        "Branch": rng.choice([f"BR{i:03d}" for i in range(100)], rows).astype(object),
+        "EstimatedSalary": rng.uniform(10, 200_000, rows),
+        "CustomerId": np.arange(15_000_000, 15_000_000 + rows, dtype=np.int64),
+        "SignupDate": (np.datetime64("2024-01-01") + rng.integers(0, 8, rows).astype("timedelta64[D]")),
+        "Exited": y,
+    })
+    return frame
+
+
+def write_demo(workdir: str, rows: int = 200_000, table: str = "fraud") -> tuple[str, str, str]:
+    """Write the demo input as a 4-file Parquet dataset; return (input, output, label).
+
+    ``table``: ``"fraud"`` (numeric features) or ``"churn"`` (categorical features, an
+    id and a date partition column, stored as a Parquet date).
+    """
     input_dir = os.path.join(workdir, "input")
     os.makedirs(input_dir, exist_ok=True)
+    for old in os.listdir(input_dir):
+        if old.endswith(".parquet"):
+            os.remove(os.path.join(input_dir, old))
+    if table == "churn":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = make_churn_frame(rows)
+        for i, part in enumerate(np.array_split(np.arange(len(frame)), 4)):
+            t = pa.Table.from_pandas(frame.iloc[part], preserve_index=False)
+            t = t.set_column(t.schema.get_field_index("SignupDate"), "SignupDate",
+                             t.column("SignupDate").cast(pa.date32()))
+            pq.write_table(t, os.path.join(input_dir, f"part-{i:05d}.parquet"))
+        return input_dir, os.path.join(workdir, "output"), "Exited"
     frame = make_demo_frame(rows)
     for i, part in enumerate(np.array_split(np.arange(len(frame)), 4)):
         frame.iloc[part].to_parquet(os.path.join(input_dir, f"part-{i:05d}.parquet"), index=False)

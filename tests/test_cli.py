@@ -73,7 +73,7 @@ def test_config_file_and_flag_override(dataset, tmp_path, capsys):
         ("labels: y\n", "unknown config key 'labels'"),
         ("dask:\n  schedular: x\n", "unknown config key 'dask.schedular'"),
         ("sampler:\n  name: smote\n  params:\n    k_neighbours: 3\n", "unknown parameter(s) ['k_neighbours']"),
-        ("sampler:\n  name: smotenc\n", "unknown sampler 'smotenc'"),
+        ("sampler:\n  name: smotex\n", "unknown sampler 'smotex'"),
         ("engine: ray\n", "engine"),
     ],
 )

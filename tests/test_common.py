@@ -6,7 +6,11 @@
   exact counts, the same output multiset on every engine, columns and dtypes kept, the
   indicator column, lazy results, bad parameters refused before anything runs, clone;
 * every ``sampling_strategy`` form imbalanced-learn accepts works, and every form it
-  refuses is refused with its wording.
+  refuses is refused with its wording;
+* column roles on a lake-like table (strings, category, bool, nullable ints, timestamps,
+  dates): SMOTE, ADASYN, Borderline-SMOTE-2, Tomek, ENN, SMOTEENN, SMOTENC and SMOTEN with
+  passthrough, partition and id columns, on pandas, Dask (1 and 3 partitions) and Spark:
+  the same rows (fresh ids included) and every column's type kept on each engine.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import distsmote
 from distsmote import (
     ADASYN,
     SMOTE,
+    SMOTEN,
+    SMOTENC,
     SMOTEENN,
     BorderlineSMOTE,
     EditedNearestNeighbours,
@@ -87,6 +93,8 @@ ALL = [
     EditedNearestNeighbours(),
     SMOTETomek(random_state=0),
     SMOTEENN(random_state=0),
+    SMOTENC(categorical_features=[0], random_state=0),
+    SMOTEN(random_state=0),
 ]
 
 
@@ -301,3 +309,152 @@ def test_every_strategy_form_like_imblearn(sampler, strategy, counts):
         assert Counter(y_ours) == {c: before[c] + ours.sampling_strategy_.get(c, 0) for c in before}
     else:
         assert Counter(y_ours) == Counter(y_theirs)
+
+
+# ------------------------------------------- column roles × sampler × engine (lake tables)
+#: Samplers run on a table with passthrough, partition and id columns.
+ROLE_SAMPLERS = {
+    "smote": lambda: SMOTE(random_state=3, knn="exact"),
+    "adasyn": lambda: ADASYN(random_state=3, knn="exact"),
+    "borderline-2": lambda: BorderlineSMOTE(kind="borderline-2", random_state=3, knn="exact"),
+    "tomek": lambda: TomekLinks(knn="exact"),
+    "enn": lambda: EditedNearestNeighbours(kind_sel="mode", knn="exact"),
+    "smote-enn": lambda: SMOTEENN(random_state=3),
+    "smotenc": lambda: SMOTENC(random_state=3, knn="exact"),
+    "smoten": lambda: SMOTEN(random_state=3),
+}
+ROLE_CLEANERS = {"tomek", "enn"}
+PASSTHROUGH = ["note", "ts", "amount"]
+PARTITION = ["day"]
+ID = "rid"
+
+
+def lake_table(kind: str) -> pd.DataFrame:
+    """A lake-like table: ``kind`` picks the features ("numeric", "mixed", "nominal")."""
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1, 2], [160, 50, 40])
+    n = len(y)
+    x = (rng.normal(size=(n, 3)) + 0.9 * y[:, None]).astype(np.float32)
+    base = pd.DataFrame(x, columns=["f0", "f1", "f2"]).assign(y=y).sample(frac=1.0, random_state=1)
+    base = base.reset_index(drop=True)
+    out = base.drop(columns="y") if kind != "nominal" else pd.DataFrame(index=base.index)
+    if kind == "nominal":
+        y = base["y"].to_numpy()
+        out["colour"] = np.where(rng.random(n) < 0.6, np.array(["red", "green", "blue"])[y], rng.choice(["red", "green", "blue"], n)).astype(object)
+        out["size"] = pd.Categorical(rng.choice(["S", "M", "L"], n))
+    if kind == "mixed":
+        out["geo"] = rng.choice(["France", "Germany", "Spain"], n).astype(object)
+        out["tier"] = pd.Categorical(rng.choice(["gold", "silver"], n))
+        out["flag"] = rng.random(n) < 0.3
+        out["branch"] = rng.choice([f"b{i:02d}" for i in range(30)], n).astype(object)
+    out["y"] = base["y"]
+    out["note"] = pd.Series([f"n{i}" if i % 3 else None for i in range(n)], dtype=object)
+    out["ts"] = pd.Timestamp("2024-03-01 10:00") + pd.to_timedelta(np.arange(n), unit="min")
+    out["amount"] = pd.array(np.where(np.arange(n) % 4, np.arange(n), 0), dtype="Int64")
+    out["day"] = pd.Timestamp("2024-03-01") + pd.to_timedelta(np.arange(n) % 3, unit="D")
+    out["rid"] = np.arange(n, dtype=np.int64) + 1_000_000
+    return out
+
+
+def _kind(name: str) -> str:
+    return {"smotenc": "mixed", "smoten": "nominal"}.get(name, "numeric")
+
+
+def _roles():
+    return dict(passthrough=PASSTHROUGH, partition_columns=PARTITION, id_column=ID)
+
+
+def _text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every value as text, null as "null", rows sorted: compares outputs across engines
+    whose pandas conversions differ (dates as objects or timestamps, category or str)."""
+    out = pd.DataFrame(index=range(len(frame)))
+    for c in frame.columns:
+        col = frame[c].reset_index(drop=True)
+        if pd.api.types.is_datetime64_any_dtype(col):
+            text = col.dt.strftime("%Y-%m-%d %H:%M:%S")
+        else:
+            text = col.astype(object).map(
+                lambda v: v.strftime("%Y-%m-%d %H:%M:%S") if hasattr(v, "strftime") else repr(v)
+            )
+        out[c] = text.where(col.notna().to_numpy(), "null")
+    return out.sort_values(list(out.columns), kind="mergesort").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def role_reference():
+    out = {}
+    for name, make in ROLE_SAMPLERS.items():
+        frame = lake_table(_kind(name))
+        sampler = make()
+        out[name] = (frame, sampler.resample(frame, label="y", indicator="synthetic", **_roles()), sampler)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(ROLE_SAMPLERS))
+def test_roles_pandas(role_reference, name):
+    frame, result, sampler = role_reference[name]
+    assert list(result.columns) == [*frame.columns, "synthetic"]
+    expected_dtypes = frame.dtypes.to_dict()
+    assert result.dtypes.drop("synthetic").to_dict() == expected_dtypes  # every type kept
+    original = result[~result["synthetic"]].drop(columns="synthetic")
+    new = result[result["synthetic"]]
+    if name not in ROLE_CLEANERS and name != "smote-enn":
+        assert_same_rows(original, frame)  # original rows bit for bit, passthrough included
+        assert len(new) == sum(sampler.sampling_strategy_.values())
+    if name in ROLE_CLEANERS:
+        assert new.empty
+        assert set(original[ID]) <= set(frame[ID])
+        return
+    assert new[PASSTHROUGH].isna().all().all()  # passthrough: null on synthetic rows
+    for cls, part in new.groupby("y"):
+        assert set(part["day"]) <= set(frame.loc[frame["y"] == cls, "day"])  # the seed's partition
+    ids = new[ID].to_numpy()
+    assert len(set(ids)) == len(ids) and not set(ids) & set(frame[ID])  # fresh and unique
+    if name in ("smotenc", "smoten"):
+        cats = ["geo", "tier", "flag", "branch"] if name == "smotenc" else ["colour", "size"]
+        for c in cats:
+            for cls, part in new.groupby("y"):
+                assert set(part[c].astype(object)) <= set(frame.loc[frame["y"] == cls, c].astype(object))
+
+
+@pytest.mark.parametrize("name", sorted(ROLE_SAMPLERS))
+def test_roles_dask_same_output_and_types(dask_client, role_reference, name):
+    import dask.dataframe as dd
+
+    frame, expected, _ = role_reference[name]
+    for partitions in (1, 3):
+        ddf = dd.from_pandas(frame.sample(frac=1.0, random_state=partitions), npartitions=partitions)
+        out = ROLE_SAMPLERS[name]().resample(ddf, label="y", indicator="synthetic", **_roles())
+        assert isinstance(out, dd.DataFrame)
+        result = out.compute()
+        # Dask may read object strings as Arrow strings; the output keeps its input's types.
+        assert result.dtypes.to_dict() == {**ddf.dtypes.to_dict(), "synthetic": np.dtype(bool)}
+        pd.testing.assert_frame_equal(_text(result), _text(expected))
+
+
+def _spark_lake(spark, frame):
+    from pyspark.sql import functions as F
+
+    pdf = frame.copy()
+    for c in pdf.columns:
+        if isinstance(pdf[c].dtype, pd.CategoricalDtype):
+            pdf[c] = pdf[c].astype(object)
+    sdf = spark.createDataFrame(pdf.sample(frac=1.0, random_state=4)).repartition(3)
+    return sdf.withColumn("day", F.to_date("day"))
+
+
+@pytest.mark.parametrize("name", sorted(ROLE_SAMPLERS))
+def test_roles_spark_same_output_and_types(spark, role_reference, name):
+    frame, expected, _ = role_reference[name]
+    sdf = _spark_lake(spark, frame)
+    out = ROLE_SAMPLERS[name]().resample(sdf, label="y", indicator="synthetic", **_roles())
+    types = {f.name: f.dataType.simpleString() for f in out.schema.fields}
+    assert types == {**{f.name: f.dataType.simpleString() for f in sdf.schema.fields}, "synthetic": "boolean"}
+    assert types["day"] == "date" and types["ts"] == "timestamp"
+    result = out.toPandas()
+    want = expected.copy()
+    want["day"] = want["day"].dt.strftime("%Y-%m-%d 00:00:00")
+    got = result.copy()
+    got["day"] = got["day"].map(lambda d: None if d is None else d.strftime("%Y-%m-%d 00:00:00"))
+    got["amount"] = got["amount"].astype("Int64")  # toPandas gives a nullable bigint as float
+    pd.testing.assert_frame_equal(_text(got), _text(want))

@@ -54,6 +54,18 @@ class Engine(ABC):
     def columns(self, frame: Any) -> dict[str, np.dtype | None]:
         """Column names in order, with the numpy dtype of numeric columns (else ``None``)."""
 
+    def column_kinds(self, frame: Any) -> dict[str, str]:
+        """Each column's logical kind (:func:`distsmote.columns.pandas_kind`'s names)."""
+        from distsmote.columns import pandas_kind
+
+        return {str(c): pandas_kind(t) for c, t in frame.dtypes.items()}
+
+    def nullable(self, frame: Any, columns: Sequence[str]) -> Any:
+        """Let these columns hold nulls, keeping their type (numpy int/bool → nullable)."""
+        casts = {c: nullable_dtype(frame.dtypes[c]) for c in columns}
+        casts = {c: t for c, t in casts.items() if t is not None}
+        return frame.astype(casts) if casts else frame
+
     @abstractmethod
     def label_stats(self, frame: Any, label: str, features: Sequence[str]) -> LabelStats:
         """Class counts and non-finite feature counts, in one pass over the data."""
@@ -159,6 +171,13 @@ def numeric_dtype(dtype: Any) -> np.dtype | None:
         return None
     if dt.kind in "iuf":
         return dt
+    return None
+
+
+def nullable_dtype(dtype: Any) -> Any:
+    """The nullable pandas dtype of a numpy int or bool dtype (``None``: already nullable)."""
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return {"b": "boolean"}.get(dtype.kind) or pd.api.types.pandas_dtype(dtype.name.capitalize().replace("Uint", "UInt"))
     return None
 
 

@@ -38,6 +38,8 @@ def pandas_label_stats(pdf: pd.DataFrame, label: str, features: Sequence[str]) -
         col = pdf[c]
         if col.dtype.kind in "iub":  # numpy ints cannot hold NaN or inf
             bad[c] = 0
+        elif numeric_dtype(col.dtype) is None:  # categorical features: count nulls
+            bad[c] = int(col.isna().sum())
         else:
             bad[c] = int((~np.isfinite(col.to_numpy(dtype=np.float64, na_value=np.nan))).sum())
     n = len(counts)

@@ -117,6 +117,10 @@ class SparkEngine(Engine):
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
 
+    def _arrow_schema(self, schema: T.StructType) -> pa.Schema:
+        """The Arrow schema of ``schema``; timestamps carry the session time zone."""
+        return to_arrow_schema(schema, timezone=self.spark.conf.get("spark.sql.session.timeZone", "UTC"))
+
     def _stage(self, name: str):
         return stage(name, unit="tasks", bar=False, poll=_active_tasks(self.spark))
 
@@ -126,6 +130,27 @@ class SparkEngine(Engine):
             kind = _NUMERIC.get(type(f.dataType))
             out[f.name] = np.dtype(kind) if kind is not None else None
         return out
+
+    def column_kinds(self, frame: DataFrame) -> dict[str, str]:
+        out = {}
+        for f in frame.schema.fields:
+            t = f.dataType
+            if type(t) in _NUMERIC:
+                out[f.name] = "numeric"
+            elif isinstance(t, T.BooleanType):
+                out[f.name] = "bool"
+            elif isinstance(t, (T.StringType, T.VarcharType, T.CharType)):
+                out[f.name] = "string"
+            elif isinstance(t, T.DateType):
+                out[f.name] = "date"
+            elif isinstance(t, (T.TimestampType, T.TimestampNTZType)):
+                out[f.name] = "timestamp"
+            else:
+                out[f.name] = f"other: {t.simpleString()}"
+        return out
+
+    def nullable(self, frame: DataFrame, columns) -> DataFrame:
+        return frame  # every Spark column can hold nulls
 
     def label_stats(self, frame: DataFrame, label: str, features: Sequence[str]) -> LabelStats:
         floats = {f.name for f in frame.schema.fields if isinstance(f.dataType, (T.FloatType, T.DoubleType))}
@@ -163,7 +188,7 @@ class SparkEngine(Engine):
 
     def generate(self, fn: TaskFn, tasks, handle: _Payload, like: DataFrame) -> DataFrame:
         schema = like.schema
-        arrow_schema = to_arrow_schema(schema)
+        arrow_schema = self._arrow_schema(schema)
         tasks = list(tasks)
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -200,7 +225,7 @@ class SparkEngine(Engine):
 
     def map_partitions(self, frame: DataFrame, fn: PartitionFn, handle: _Payload, meta) -> DataFrame:
         schema = schema_from_meta(meta)
-        arrow_schema = to_arrow_schema(schema)
+        arrow_schema = self._arrow_schema(schema)
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             payload = handle.get()
@@ -213,7 +238,7 @@ class SparkEngine(Engine):
 
     def shuffle_map(self, frame: DataFrame, by, fn: PartitionFn, handle: _Payload, meta, npartitions):
         schema = schema_from_meta(meta)
-        arrow_schema = to_arrow_schema(schema)
+        arrow_schema = self._arrow_schema(schema)
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             batches = [b for b in batches if b.num_rows]
@@ -243,7 +268,7 @@ class SparkEngine(Engine):
 
     def add_column(self, frame: DataFrame, name: str, fn: ColumnFn, handle: _Payload) -> DataFrame:
         schema = T.StructType([*frame.schema.fields, T.StructField(name, T.LongType(), True)])
-        arrow_schema = to_arrow_schema(schema)
+        arrow_schema = self._arrow_schema(schema)
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             payload = handle.get()

@@ -5,5 +5,7 @@ from distsmote.samplers.borderline import BorderlineSMOTE
 from distsmote.samplers.cleaning import EditedNearestNeighbours, TomekLinks
 from distsmote.samplers.combine import SMOTEENN, SMOTETomek
 from distsmote.samplers.smote import SMOTE
+from distsmote.samplers.smoten import SMOTEN
+from distsmote.samplers.smotenc import SMOTENC
 
-__all__ = ["ADASYN", "BorderlineSMOTE", "SMOTE", "SMOTEENN", "SMOTETomek", "EditedNearestNeighbours", "TomekLinks"]
+__all__ = ["ADASYN", "BorderlineSMOTE", "SMOTE", "SMOTEN", "SMOTENC", "SMOTEENN", "SMOTETomek", "EditedNearestNeighbours", "TomekLinks"]

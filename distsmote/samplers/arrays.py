@@ -44,7 +44,47 @@ def check_target(y: Any) -> tuple[np.ndarray, str]:
     return arr, "1d"
 
 
-def to_frame(X: Any, y: Any) -> tuple[pd.DataFrame, str]:
+def categorical_columns(categorical_features: Any, columns: list[str]) -> list[str] | None:
+    """imbalanced-learn's ``categorical_features`` as column names.
+
+    ``"auto"`` or ``None``: ``None`` (the dtypes decide).  Otherwise a list of column
+    positions, of names, or a boolean mask over ``columns``.
+    """
+    if categorical_features is None or (isinstance(categorical_features, str) and categorical_features == "auto"):
+        return None
+    values = list(np.asarray(categorical_features).ravel()) if not isinstance(categorical_features, (list, tuple)) else list(categorical_features)
+    if values and all(isinstance(v, (bool, np.bool_)) for v in values):
+        if len(values) != len(columns):
+            raise ValueError(
+                f"When categorical_features is a boolean mask it needs one value per feature: "
+                f"got {len(values)} for {len(columns)} features."
+            )
+        return [c for c, flag in zip(columns, values) if flag]
+    out = []
+    for v in values:
+        if isinstance(v, (int, np.integer)):
+            if not -len(columns) <= int(v) < len(columns):
+                raise ValueError(
+                    f"categorical_features has index {int(v)}, but there are only "
+                    f"{len(columns)} features (indices 0 to {len(columns) - 1})."
+                )
+            out.append(columns[int(v)])
+        elif isinstance(v, str):
+            out.append(v)
+        else:
+            raise ValueError(
+                "categorical_features must be 'auto', column indices, column names or a "
+                f"boolean mask. Got {categorical_features!r}."
+            )
+    return out
+
+
+def to_frame(X: Any, y: Any, categorical_features: Any = None) -> tuple[pd.DataFrame, str]:
+    """``X, y`` as one frame with the label in :data:`LABEL`, and ``y``'s form.
+
+    With ``categorical_features`` (imbalanced-learn's forms), the other columns of an
+    object array (strings mixed with numbers) are converted to numbers.
+    """
     from scipy import sparse
 
     if sparse.issparse(X) or (
@@ -68,6 +108,11 @@ def to_frame(X: Any, y: Any) -> tuple[pd.DataFrame, str]:
             f"y must have one label per row of X. Got {len(y_arr)} labels for X with "
             f"{len(frame)} rows."
         )
+    cats = categorical_columns(categorical_features, list(frame.columns))
+    if cats is not None and not isinstance(X, pd.DataFrame):
+        for c in frame.columns:
+            if c not in cats and frame[c].dtype == object:
+                frame[c] = pd.to_numeric(frame[c])
     frame[LABEL] = y_arr
     return frame, form
 

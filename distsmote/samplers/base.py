@@ -31,10 +31,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from distsmote._strategy import resolve_sampling_strategy, sorted_classes
 from distsmote._validation import (
     DistSmoteInputError,
-    check_columns,
     check_label_stats,
     check_label_type,
 )
+from distsmote.columns import ColumnRoles, resolve_roles
 from distsmote.engines import engine_for
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
@@ -55,7 +55,8 @@ class FrameInfo:
     label : str
         The class column.
     features : tuple of str
-        The feature columns, in frame order.
+        The numeric feature columns, in frame order (what distances and interpolation
+        use; categorical features are in ``roles``).
     columns : dict
         Every column with the numpy dtype of numeric columns (``None`` otherwise).
     counts : dict
@@ -67,6 +68,8 @@ class FrameInfo:
     indicator_present : bool
         Whether the frame already carries the indicator column (inside a combined
         sampler, after over-sampling).
+    roles : ColumnRoles
+        Every column's role: categorical features, passthrough, partition and id columns.
     """
 
     label: str
@@ -76,6 +79,18 @@ class FrameInfo:
     y: Any = field(default=None, compare=False)
     indicator: str | None = None
     indicator_present: bool = False
+    roles: ColumnRoles | None = None
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        """The categorical feature columns."""
+        return self.roles.categorical if self.roles else ()
+
+    @property
+    def all_features(self) -> tuple[str, ...]:
+        """Numeric and categorical features, in frame order."""
+        chosen = set(self.features) | set(self.categorical)
+        return tuple(c for c in self.columns if c in chosen)
 
     @property
     def classes(self) -> list:
@@ -104,27 +119,58 @@ class FrameInfo:
         )
 
 
-def describe(engine: Engine, frame: Any, label: str, indicator: str | None = None) -> FrameInfo:
+def describe(
+    engine: Engine,
+    frame: Any,
+    label: str,
+    indicator: str | None = None,
+    *,
+    roles: dict | None = None,
+    accepts: str = "numeric",
+    sampler: str = "this sampler",
+) -> FrameInfo:
     """Describe ``frame`` once, with every input check (one pass over the data).
+
+    ``roles`` holds the declared ``categorical``, ``passthrough``, ``partition_columns``
+    and ``id_column``; ``accepts`` says which features the sampler takes (see
+    :func:`distsmote.columns.resolve_roles`).
 
     Raises
     ------
     DistSmoteInputError
-        On a missing label, a non-numeric feature, missing labels, non-finite features
-        or a continuous label, naming the column.
+        On a missing label, a column with no valid role, missing labels, missing or
+        non-finite features or a continuous label, naming the column.
     """
     columns = engine.columns(frame)
-    features = check_columns(columns, label, [indicator] if indicator else [])
+    if label not in columns:
+        raise DistSmoteInputError(
+            f"Label column {label!r} not found. Available columns: {list(columns)}. "
+            "Pass the name of the class column with label=..."
+        )
+    if indicator and indicator in columns:
+        raise DistSmoteInputError(
+            f"Column {indicator!r} already exists, so it cannot be used as the synthetic-row "
+            "indicator. Choose another name with indicator=..."
+        )
+    kinds = engine.column_kinds(frame)
+    role = resolve_roles(kinds, label, accepts=accepts, sampler=sampler, **(roles or {}))
+    if role.id_column is not None and kinds[role.id_column] != "string" and columns[role.id_column] != np.int64:
+        raise DistSmoteInputError(
+            f"The id column {role.id_column!r} is {columns[role.id_column]}; fresh ids are 63-bit "
+            "integers, so it must be int64 (or string). Cast it, or pass another id_column=..."
+        )
+    features = [*role.numeric, *role.categorical]
     stats = engine.label_stats(frame, label, features)
     check_label_stats(stats, label)
     check_label_type(stats.counts, label)
     return FrameInfo(
         label=label,
-        features=tuple(features),
+        features=role.numeric,
         columns=columns,
         counts=dict(stats.counts),
         y=engine.labels_in_memory(frame, label),
         indicator=indicator,
+        roles=role,
     )
 
 
@@ -202,6 +248,23 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
     _parameter_constraints: dict = {}
     #: Whether ``fit_resample`` sets ``sample_indices_`` (cleaning samplers).
     _sample_indices = False
+    #: Features the sampler takes: ``"numeric"``, ``"mixed"`` (SMOTENC) or
+    #: ``"categorical"`` (SMOTEN).
+    _accepts = "numeric"
+
+    def _declared_categorical(self, columns: list[str]) -> list[str] | None:
+        """Categorical features the sampler's own parameters declare (default: none)."""
+        return None
+
+    def _describe(self, engine: Engine, frame: Any, label: str, indicator: str | None = None,
+                  roles: dict | None = None) -> FrameInfo:
+        roles = dict(roles or {})
+        if roles.get("categorical") is None:
+            roles["categorical"] = self._declared_categorical(
+                [c for c in engine.columns(frame) if c != label]
+            )
+        return describe(engine, frame, label, indicator, roles=roles, accepts=self._accepts,
+                        sampler=type(self).__name__)
 
     # -- the sklearn / imbalanced-learn contract ---------------------------------------
 
@@ -228,10 +291,13 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
         self
         """
         self._validate()
-        frame, _ = to_frame(X, y)
-        info = describe(engine_for(frame), frame, LABEL)
+        frame, _ = self._to_frame(X, y)
+        info = self._describe(engine_for(frame), frame, LABEL)
         self._set_fitted(info, self._resolve(info), names_of(X))
         return self
+
+    def _to_frame(self, X: Any, y: Any) -> tuple[Any, str]:
+        return to_frame(X, y)
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Resample in-memory ``X, y`` like imbalanced-learn.
@@ -249,26 +315,49 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
             Same types as the inputs: the original rows first, then the new rows.
         """
         self._validate()
-        frame, y_form = to_frame(X, y)
+        frame, y_form = self._to_frame(X, y)
         engine = engine_for(frame)
-        info = describe(engine, frame, LABEL)
+        info = self._describe(engine, frame, LABEL)
         out = self.run(engine, frame, info, names_of(X))
         if self._sample_indices:
             self.sample_indices_ = out.index.to_numpy()
         return from_frame(out, X, y, y_form)
 
-    def resample(self, frame: Any, label: str, indicator: str | None = None) -> Any:
+    def resample(
+        self,
+        frame: Any,
+        label: str,
+        indicator: str | None = None,
+        *,
+        categorical: list[str] | None = None,
+        passthrough: list[str] | None = None,
+        partition_columns: list[str] | None = None,
+        id_column: str | None = None,
+    ) -> Any:
         """Resample a pandas, Dask or Spark DataFrame.
 
         Parameters
         ----------
         frame : pandas.DataFrame, dask.dataframe.DataFrame or pyspark.sql.DataFrame
-            Every column except ``label`` is a feature.  The engine is chosen from the
-            frame's type.
+            Every column except ``label`` and the passthrough columns is a feature.  The
+            engine is chosen from the frame's type.
         label : str
             The class column.
         indicator : str, optional
             If given, add a boolean column of this name, ``True`` on synthetic rows.
+        categorical : list of str, optional
+            Categorical features (SMOTENC, SMOTEN).  Default: the sampler's own
+            ``categorical_features``, else every string, category, dictionary and
+            boolean column.
+        passthrough : list of str, optional
+            Columns carried along unchanged and never used in a distance; null on
+            synthetic rows.
+        partition_columns : list of str, optional
+            Passthrough columns whose value synthetic rows copy from their seed row, so
+            a partitioned write stays partitioned.
+        id_column : str, optional
+            A passthrough int64 or string column that gets fresh, unique, deterministic
+            ids on synthetic rows (the same on every engine).
 
         Returns
         -------
@@ -278,7 +367,9 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
         self._validate()
         engine = engine_for(frame)
         logger.info("%s on the %s engine", type(self).__name__, engine.name)
-        info = describe(engine, frame, label, indicator)
+        roles = dict(categorical=categorical, passthrough=passthrough,
+                     partition_columns=partition_columns, id_column=id_column)
+        info = self._describe(engine, frame, label, indicator, roles)
         return self.run(engine, frame, info)
 
     # -- the template ------------------------------------------------------------------
@@ -290,7 +381,7 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
         feature columns by default, ``None`` for arrays without names.
         """
         targets = self._resolve(info)
-        self._set_fitted(info, targets, list(info.features) if names == "frame" else names)
+        self._set_fitted(info, targets, list(info.all_features) if names == "frame" else names)
         out = self._fit_resample(engine, frame, info, targets)
         if self._sampling_type == "clean-sampling" and info.indicator and not info.indicator_present:
             out = engine.with_constant(out, info.indicator, False)
@@ -311,7 +402,7 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
     def _set_fitted(self, info: FrameInfo, targets: dict, names: Any) -> None:
         self.sampling_strategy_ = dict(targets)
         self.class_counts_ = dict(info.counts)
-        self.n_features_in_ = len(info.features)
+        self.n_features_in_ = len(info.all_features)
         if names is not None and all(isinstance(n, str) for n in names):
             self.feature_names_in_ = np.asarray(list(names), dtype=object)
         else:

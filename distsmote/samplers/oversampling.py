@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from distsmote._faults import fault_point
-from distsmote._kernels import ClassPlan, Neighbours, SmotePayload, smote_task
+from distsmote._kernels import ClassPlan, Neighbours, OutputColumns, SmotePayload, smote_task
 from distsmote._plan import allocate_children, canonical_order, plan_tasks
 from distsmote._random import resolve_seed
 from distsmote._validation import check_class_sizes
+from distsmote.columns import sorted_codes
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.index import build_index
@@ -43,9 +45,15 @@ class ClassRows:
     code : int
         Position among all classes (the kNN join's class code).
     x : ndarray of shape (n, d), float64
-        The class's rows in canonical order.
+        The class's numeric features in canonical order.
     n_new : int
         Synthetic rows to make.
+    codes : ndarray of shape (n, c), int32, or None
+        Categorical features as codes into ``vocab`` (canonical order).
+    vocab : tuple of ndarray
+        Each categorical feature's distinct values in the class, sorted.
+    extra : pandas.DataFrame or None
+        The partition columns, canonical order (synthetic rows copy their seed's).
     """
 
     value: Any
@@ -53,6 +61,9 @@ class ClassRows:
     code: int
     x: np.ndarray
     n_new: int
+    codes: np.ndarray | None = None
+    vocab: tuple = ()
+    extra: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,9 @@ class BaseOverSampler(BaseSampler):
         check_class_sizes(info.counts, targets, k)
         seed = resolve_seed(self.random_state)
         indicator = info.indicator
-        base = engine.with_constant(frame, indicator, False) if indicator else frame
+        nulls = info.roles.null_passthrough if info.roles else ()
+        base = engine.nullable(frame, nulls) if nulls else frame
+        base = engine.with_constant(base, indicator, False) if indicator else base
         active = {c: n for c, n in targets.items() if n > 0}
         logger.info("class counts %s; to generate %s", info.counts, targets)
         if not active:
@@ -128,28 +141,65 @@ class BaseOverSampler(BaseSampler):
                 method = config.method
             else:
                 method = "precomputed"
-            plans.append(ClassPlan(r.value, r.x.astype(point_dtype), alloc.children, index, alloc.neighbours))
+            plans.append(ClassPlan(
+                r.value, r.x.astype(point_dtype), alloc.children, index, alloc.neighbours,
+                codes=r.codes, vocab=r.vocab, extra=r.extra,
+            ))
             logger.info(
                 "class %r: %d rows (%d seeds), %d to generate, %s neighbours",
                 r.value, len(r.x), int((alloc.children > 0).sum()), r.n_new, method,
             )
         payload = SmotePayload(
             tuple(info.features), info.label, info.indicator, tuple(plans), k, seed,
-            knn.rerank_extra, self._other_step(),
+            knn.rerank_extra, self._other_step(), output_columns(info),
         )
         return payload, plan_tasks([p.children for p in plans])
 
 
+def output_columns(info: FrameInfo) -> OutputColumns:
+    """What synthetic rows hold besides the numeric features and the label."""
+    roles = info.roles
+    if roles is None:
+        return OutputColumns()
+    return OutputColumns(
+        categorical=roles.categorical,
+        nulls=roles.null_passthrough,
+        partition=roles.partition,
+        id_column=roles.id_column,
+        id_string=roles.id_column is not None and roles.kinds[roles.id_column] == "string",
+    )
+
+
 def collect_class_rows(engine: Engine, frame: Any, info: FrameInfo, active: dict) -> list[ClassRows]:
-    """The rows of the classes to oversample, per class in canonical order."""
+    """The rows of the classes to oversample, per class in canonical order.
+
+    The canonical order sorts by the numeric features, then the categorical features'
+    codes, then the partition columns' codes (codes follow sorted values, so every
+    engine and partitioning gives the same order).
+    """
     features = list(info.features)
-    collected = engine.collect_rows(frame, info.label, list(active), [*features, info.label])
+    categorical = list(info.categorical)
+    partition = list(info.roles.partition) if info.roles else []
+    wanted = [*features, *categorical, *partition, info.label]
+    collected = engine.collect_rows(frame, info.label, list(active), list(dict.fromkeys(wanted)))
     y = collected[info.label].to_numpy()
     codes = {c: i for i, c in enumerate(info.classes)}
     out = []
     for pos, (cls, n_new) in enumerate(active.items()):
-        x = collected.loc[y == cls, features].to_numpy(dtype=np.float64)
-        out.append(ClassRows(cls, pos, codes[cls], x[canonical_order(x)], int(n_new)))
+        part = collected.loc[y == cls].reset_index(drop=True)
+        x = part[features].to_numpy(dtype=np.float64)
+        cat = [sorted_codes(part[c]) for c in categorical]
+        cat_codes = np.stack([c for c, _ in cat], axis=1) if cat else None
+        keys = np.column_stack(
+            [x, *([cat_codes] if cat else []), *[sorted_codes(part[c])[0] for c in partition]]
+        ) if (cat or partition) else x
+        order = canonical_order(keys)
+        extra = part[partition].iloc[order].reset_index(drop=True) if partition else None
+        out.append(ClassRows(
+            cls, pos, codes[cls], x[order], int(n_new),
+            codes=None if cat_codes is None else np.ascontiguousarray(cat_codes[order]),
+            vocab=tuple(v for _, v in cat), extra=extra,
+        ))
     return out
 
 
