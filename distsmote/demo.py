@@ -44,31 +44,23 @@ CHURN_ROLES = {
 
 
 def make_churn_frame(rows: int = 200_000, minority_share: float = 0.2, seed: int = 0) -> pd.DataFrame:
-    """A bank-churn-like table: numeric and categorical features, an id, a date.
+    """The churn-like table of :func:`distsmote.datasets.make_churn`, with lake columns.
 
-    ``Exited`` (1 = churned) is the label.  ``Geography``, ``Gender`` (strings),
-    ``HasCrCard`` (bool) and ``Branch`` (100 categories) are categorical features;
-    ``CustomerId`` (int64) and ``SignupDate`` (date) are passthrough columns.
+    ``Exited`` (1 = churned) is the label.  Added to ``make_churn``'s columns:
+    ``HasCrCard`` (bool) and ``Branch`` (100 categories), categorical features like
+    ``Geography`` and ``Gender``; ``CustomerId`` (int64) and ``SignupDate`` (date),
+    passthrough columns.
     """
-    rng = np.random.default_rng(seed)
-    y = (rng.random(rows) < minority_share).astype(np.int64)
-    geo = rng.choice(["France", "Germany", "Spain"], rows, p=[0.5, 0.25, 0.25])
-    churn_geo = rng.choice(["France", "Germany", "Spain"], rows, p=[0.4, 0.4, 0.2])
-    frame = pd.DataFrame({
-        "CreditScore": rng.normal(650, 95, rows).round().astype(np.int64),
-        "Geography": np.where(y == 1, churn_geo, geo).astype(object),
-        "Gender": rng.choice(["Female", "Male"], rows).astype(object),
-        "Age": np.clip(rng.normal(38, 10, rows) + 7 * y, 18, 92).astype(np.float64),
-        "Tenure": rng.integers(0, 11, rows).astype(np.int64),
-        "Balance": np.where(rng.random(rows) < 0.35, 0.0, rng.normal(120_000, 30_000, rows)),
-        "NumOfProducts": rng.integers(1, 5, rows).astype(np.int64),
-        "HasCrCard": rng.random(rows) < 0.7,
-        "Branch": rng.choice([f"BR{i:03d}" for i in range(100)], rows).astype(object),
-        "EstimatedSalary": rng.uniform(10, 200_000, rows),
-        "CustomerId": np.arange(15_000_000, 15_000_000 + rows, dtype=np.int64),
-        "SignupDate": (np.datetime64("2024-01-01") + rng.integers(0, 8, rows).astype("timedelta64[D]")),
-        "Exited": y,
-    })
+    from distsmote.datasets import make_churn
+
+    frame = make_churn(rows, churn_rate=minority_share, seed=seed)
+    rng = np.random.default_rng((seed, 1))
+    label = frame.pop("Exited")
+    frame["HasCrCard"] = rng.random(rows) < 0.7
+    frame["Branch"] = rng.choice([f"BR{i:03d}" for i in range(100)], rows).astype(object)
+    frame["CustomerId"] = np.arange(15_000_000, 15_000_000 + rows, dtype=np.int64)
+    frame["SignupDate"] = np.datetime64("2024-01-01") + rng.integers(0, 8, rows).astype("timedelta64[D]")
+    frame["Exited"] = label
     return frame
 
 
