@@ -211,26 +211,25 @@ def test_cli_demo_evaluate(tmp_path, capsys):
     assert len(pd.read_parquet(tmp_path / "churn.parquet")) == 1500
 
 
-def test_nominal_sampler_hook_receives_categorical_columns(churn, monkeypatch):
-    """Samplers in NOMINAL_SAMPLERS (SMOTENC) get the raw rows; the others their encoding."""
+def test_smotenc_resamples_the_raw_categorical_columns(churn, monkeypatch):
+    """SMOTENC gets the raw rows (categories as they are); the others their encoding."""
     from distsmote.evaluate import protocol
+    from distsmote.samplers.smotenc import SMOTENC
 
     seen = {}
+    real_resample = SMOTENC.resample
 
-    class CopyMinority:  # stands in for SMOTENC: copies minority rows, categories and all
-        def resample(self, frame, label, indicator):
-            seen["columns"] = list(frame.columns)
-            extra = frame[frame[label] == 1].assign(**{indicator: True})
-            return pd.concat([frame.assign(**{indicator: False}), extra], ignore_index=True)
+    def spy(self, frame, *args, **kwargs):
+        seen["columns"] = list(frame.columns)
+        return real_resample(self, frame, *args, **kwargs)
 
-    monkeypatch.setattr(protocol, "NOMINAL_SAMPLERS", frozenset({"smote"}))
-    monkeypatch.setattr(protocol, "make_named_sampler",
-                        lambda name, seed, params=None: None if name == "none" else CopyMinority())
-    ev = run_evaluation(churn, CHURN_LABEL, "none,smote", "lr", seed=0)
+    monkeypatch.setattr(SMOTENC, "resample", spy)
+    ev = run_evaluation(churn, CHURN_LABEL, "none,smotenc", "lr", seed=0)
     assert "Geography" in seen["columns"] and "Geography=France" not in seen["columns"]
     counts = ev.counts.set_index(["sampler", "class"])
-    assert counts.loc[("smote", 1), "after"] == 2 * counts.loc[("smote", 1), "before"]
-    assert "synthetic" in set(ev.views["smote"]["kind"])
+    assert counts.loc[("smotenc", 1), "after"] == counts.loc[("smotenc", 0), "after"]
+    assert "synthetic" in set(ev.views["smotenc"]["kind"])
+    assert "smotenc" in protocol.NOMINAL_SAMPLERS
 
 
 def test_large_churn_table_is_generated_per_partition_deterministically():

@@ -5,7 +5,7 @@ Numeric-only samplers (SMOTE, ADASYN, ... and the cleaners) see every categorica
 category, and numeric columns as float64 (so synthetic rows are not truncated to the
 integers of an int column, as in an imbalanced-learn pipeline on a numeric array), with the categories counted once on the whole table (one small aggregation
 per column; no rows reach the driver).  Samplers named in :data:`NOMINAL_SAMPLERS`
-(SMOTENC, once it exists) take the categorical columns as they are instead.
+(SMOTENC) take the categorical columns as they are instead.
 
 The encoding is row-local and written once against the engine primitives, so it is the
 same on pandas, Dask and Spark.
@@ -21,8 +21,7 @@ import pandas as pd
 
 from distsmote.engines import Engine
 
-#: Samplers that resample categorical columns natively (no one-hot encoding).  The
-#: hook for SMOTENC: add its name here and to ``distsmote.config.SAMPLER_NAMES``.
+#: Samplers that resample categorical columns natively (no one-hot encoding).
 NOMINAL_SAMPLERS = frozenset({"smotenc"})
 #: The synthetic-row indicator column of resampled train sides (kept by the encoding).
 SYNTHETIC = "__distsmote_synthetic"
