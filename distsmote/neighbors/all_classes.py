@@ -20,7 +20,9 @@ import pandas as pd
 
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.join import KEY, JoinInfo, knn_join, prepare_table, resolve_mode, table_meta
+from distsmote.neighbors.join import knn_join
+from distsmote.neighbors.join_plan import JoinInfo, resolve_mode
+from distsmote.neighbors.table import KEY, prepare_table, table_meta
 from distsmote.neighbors.query_join import query_join
 from distsmote.neighbors.keys import content_keys
 

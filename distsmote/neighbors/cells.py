@@ -23,7 +23,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from distsmote.neighbors.index import set_threads
+from distsmote.neighbors import faiss_ops
+from distsmote.neighbors.faiss_ops import set_threads
 
 #: Rows of distance matrix computed at once (bounds worker memory).
 _CHUNK_ELEMENTS = 4_000_000
@@ -40,12 +41,6 @@ MAX_CELLS = 65_536
 #: ``O(√C)``, not ``O(C)``.
 FLAT_MAX_CELLS = 256
 _COARSE_PROBES = 8
-
-
-def _faiss():
-    import faiss
-
-    return faiss
 
 
 @dataclass(frozen=True)
@@ -142,12 +137,10 @@ def _kmeans(xc: np.ndarray, k: int, niter: int, max_points_per_centroid: int, se
     """FAISS k-means centroids (float64) of centred rows; the mean if ``k == 1``."""
     if k <= 1:
         return xc.mean(0, keepdims=True) if len(xc) else np.zeros((1, xc.shape[1]))
-    km = _faiss().Kmeans(
-        xc.shape[1], k, niter=niter, seed=int(seed % (2**31)), verbose=False,
-        max_points_per_centroid=max(1, int(max_points_per_centroid)), min_points_per_centroid=1,
+    cents = faiss_ops.kmeans(
+        xc, k, niter, seed, max_points_per_centroid=max(1, int(max_points_per_centroid)), min_points_per_centroid=1
     )
-    km.train(np.ascontiguousarray(xc, dtype=np.float32))
-    return km.centroids.astype(np.float64)
+    return cents.astype(np.float64)
 
 
 def _chunks(n: int, width: int):
@@ -184,7 +177,7 @@ def home_and_probes(
         set_threads(threads)
         x32 = np.ascontiguousarray(xc, dtype=np.float32)
         if q.coarse is None:
-            cand = _flat_search(q.centroids, x32, m)
+            cand = faiss_ops.flat_search(q.centroids, x32, m)[1]
         else:
             cand = _two_level_search(q, xc, x32, m)
     cand = np.asarray(cand, dtype=np.int64)
@@ -193,7 +186,7 @@ def home_and_probes(
     probes = np.take_along_axis(cand, order, axis=1)
     if (probes < 0).any():  # a row whose coarse cells hold fewer than p cells
         bad = np.flatnonzero((probes < 0).any(1))
-        sub = _flat_search(q.centroids, np.ascontiguousarray(xc[bad], dtype=np.float32), m)
+        sub = faiss_ops.flat_search(q.centroids, np.ascontiguousarray(xc[bad], dtype=np.float32), m)[1]
         sd2 = _rerank(q.centroids, xc[bad], sub)
         probes[bad] = np.take_along_axis(sub, np.lexsort((sub, sd2), axis=-1)[:, :p], axis=1)
     home_d2 = _rerank(q.centroids, xc, probes[:, :1])[:, 0]
@@ -211,9 +204,7 @@ def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, 
     set_threads(threads)
     x32 = np.ascontiguousarray(xc, dtype=np.float32)
     if q.coarse is None:
-        index = _faiss().IndexFlatL2(xc.shape[1])
-        index.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
-        f32, cand = index.search(x32, 2)
+        f32, cand = faiss_ops.flat_search(q.centroids, x32, 2)
     else:
         f32, cand = _two_level_search(q, xc, x32, 2, distances=True)
     scale = (x32.astype(np.float64) ** 2).sum(1) + float(q.norms2.max(initial=0.0)) + 1e-30
@@ -224,13 +215,6 @@ def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, 
         home[vague] = home_and_probes(q, xc[vague] + q.center, 2, threads)[2][:, 0]
     home_d2 = _rerank(q.centroids, xc, home[:, None])[:, 0]
     return home, home_d2, home[:, None].copy()
-
-
-def _flat_search(points: np.ndarray, x32: np.ndarray, m: int) -> np.ndarray:
-    """The ``m`` nearest of ``points`` for each row, by FAISS float32 flat search."""
-    index = _faiss().IndexFlatL2(points.shape[1])
-    index.add(np.ascontiguousarray(points, dtype=np.float32))
-    return index.search(x32, m)[1].astype(np.int64)
 
 
 def _rerank(points: np.ndarray, xc: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -249,24 +233,14 @@ def _two_level_search(q: Quantizer, xc: np.ndarray, x32: np.ndarray, m: int, dis
     """Candidate cells of a two-level quantizer: the ``m`` nearest (float32) among the
     fine cells of each row's nearest coarse cells (chosen by exact distance, ties by id,
     so the candidate set does not depend on the batch)."""
-    faiss = _faiss()
     coarse = q.coarse
     G = len(coarse)
     g = min(G, _COARSE_PROBES)
-    cc = _flat_search(coarse, x32, min(G, g + _EXTRA_CELLS))
+    cc = faiss_ops.flat_search(coarse, x32, min(G, g + _EXTRA_CELLS))[1]
     cd2 = _rerank(coarse, xc, cc)
     lists = np.take_along_axis(cc, np.lexsort((cc, cd2), axis=-1)[:, :g], axis=1)
-    d = xc.shape[1]
-    quant = faiss.IndexFlatL2(d)
-    quant.add(np.ascontiguousarray(coarse, dtype=np.float32))
-    index = faiss.IndexIVFFlat(quant, d, G, faiss.METRIC_L2)
-    # The arrays stay referenced until add_core has copied them.
-    cents = np.ascontiguousarray(q.centroids, dtype=np.float32)
-    ids = np.arange(q.n_cells, dtype=np.int64)
-    parent = np.ascontiguousarray(q.parent, dtype=np.int64)
-    index.add_core(q.n_cells, faiss.swig_ptr(cents), faiss.swig_ptr(ids), faiss.swig_ptr(parent))
-    index.nprobe = g
-    f32, cand = index.search_preassigned(x32, m, np.ascontiguousarray(lists, dtype=np.int64), None)
+    index = faiss_ops.ivf_on_lists(coarse, q.centroids, np.arange(q.n_cells), q.parent)
+    f32, cand = faiss_ops.search_lists(index, x32, m, lists)
     return (f32, cand) if distances else cand
 
 

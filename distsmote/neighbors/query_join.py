@@ -35,27 +35,16 @@ import pandas as pd
 
 from distsmote._faults import fault_point
 from distsmote.engines.base import Engine
+from distsmote.neighbors import faiss_ops
+from distsmote.neighbors.bucket_search import BUCKET_EXTRA
 from distsmote.neighbors.cells import Quantizer, home_and_probes
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.index import _faiss, set_threads
-from distsmote.neighbors.join import (
-    ROWS_PER_PARTITION,
-    JoinInfo,
-    _BUCKET_EXTRA,
-    _full_d2,
-    _partial_meta,
-    _table_arrays,
-    _take_k,
-    edge_meta,
-    merge_partial,
-    pair_d2,
-    plan_cells,
-    query_mask,
-    resolve_mode,
-)
+from distsmote.neighbors.exact import float32_slack, full_d2, merge_partial, pair_d2, take_k
+from distsmote.neighbors.faiss_ops import set_threads
+from distsmote.neighbors.join_plan import ROWS_PER_PARTITION, JoinInfo, plan_cells, query_mask, resolve_mode
+from distsmote.neighbors.table import edge_meta, partial_meta, table_arrays
 
 logger = logging.getLogger("distsmote")
-
 
 
 @dataclass(frozen=True)
@@ -87,23 +76,14 @@ def _homes(p: _QueryPayload, x: np.ndarray, cls: np.ndarray, threads: int) -> np
 def _ivf_candidates(p: _QueryPayload, x: np.ndarray, home: np.ndarray, width: int, threads: int):
     """FAISS float32 candidates of every query among this partition's rows in the cells
     it probes: one IVF search whose inverted lists are the rows' home cells."""
-    faiss = _faiss()
     q = p.quantizer
-    d = x.shape[1]
-    quant = faiss.IndexFlatL2(d)
-    quant.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
-    index = faiss.IndexIVFFlat(quant, d, q.n_cells, faiss.METRIC_L2)
     xs = np.ascontiguousarray(x - q.center, dtype=np.float32)
-    ids = np.arange(len(x), dtype=np.int64)
-    lists = np.ascontiguousarray(home, dtype=np.int64)
-    index.add_core(len(x), faiss.swig_ptr(xs), faiss.swig_ptr(ids), faiss.swig_ptr(lists))
-    index.nprobe = p.probes.shape[1]
+    index = faiss_ops.ivf_on_lists(q.centroids, xs, np.arange(len(x)), home)
     set_threads(threads)
     xq = np.ascontiguousarray(p.x - q.center, dtype=np.float32)
-    f32, cand = index.search_preassigned(xq, width, np.ascontiguousarray(p.probes, dtype=np.int64), None)
+    f32, cand = faiss_ops.search_lists(index, xq, width, p.probes)
     # Bound on float32 rounding of a distance, per query (as in the shuffle join).
-    eta = 1e-5 * ((xq.astype(np.float64) ** 2).sum(1) + float((xs.astype(np.float64) ** 2).sum(1).max())) + 1e-300
-    return f32, cand, eta
+    return f32, cand, float32_slack(xq, xs)
 
 
 def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.DataFrame:
@@ -115,14 +95,14 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     over the rows of the cells it probes.
     """
     fault_point("join.search")
-    x, keys, cls, mult = _table_arrays(pdf, p.n_features)
+    x, keys, cls, mult = table_arrays(pdf, p.n_features)
     if not len(x):
-        return _partial_meta()
+        return partial_meta()
     home = _homes(p, x, cls, threads)
     order = np.lexsort((keys, home))  # by cell: the inverted lists
     x, keys, cls, mult, home = x[order], keys[order], cls[order], mult[order], home[order]
     need = p.k + 1  # copies: the query's own copy is dropped later, once
-    width = min(len(x), need + _BUCKET_EXTRA)
+    width = min(len(x), need + BUCKET_EXTRA)
     f32, cand, eta = _ivf_candidates(p, x, home, width, threads)
     valid = cand >= 0
     safe = np.where(valid, cand, 0)
@@ -130,7 +110,7 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     ranked = np.lexsort((np.where(valid, keys[safe], np.iinfo(np.int64).max), d2), axis=-1)  # ties by key
     cand, d2 = np.take_along_axis(safe, ranked, 1), np.take_along_axis(d2, ranked, 1)
     eff = np.where(np.isfinite(d2), mult[cand], 0)
-    keep, take, total = _take_k(eff, need)
+    keep, take, total = take_k(eff, need)
     last = np.where(keep, d2, -np.inf).max(axis=1)
     full = valid.all(axis=1)  # FAISS may have left rows out
     vague = np.flatnonzero(full & ((last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < need)))
@@ -142,10 +122,10 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
         for v in vague:
             rows = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in p.probes[v]])
             rows = rows[np.argsort(keys[rows], kind="stable")]  # ties by key
-            dv = _full_d2(p.x[v : v + 1], x[rows])[0]
+            dv = full_d2(p.x[v : v + 1], x[rows])[0]
             o = np.argsort(dv, kind="stable")
             rows, dv = rows[o], dv[o]
-            kk, tt, _ = _take_k(mult[rows][None, :], need)
+            kk, tt, _ = take_k(mult[rows][None, :], need)
             sel = np.flatnonzero(kk[0])
             found.append((np.full(len(sel), v), rows[sel], dv[sel], tt[0, sel]))
     qi, ri, dd, tk = (np.concatenate(a) for a in zip(*found))
@@ -216,7 +196,7 @@ def query_join(
     info.query_records = int(probes.size)
     info.seconds["probes"] = time.perf_counter() - t0
     handle = engine.broadcast(payload)
-    partial = engine.map_partitions(table, _search_partition, handle, _partial_meta())
+    partial = engine.map_partitions(table, _search_partition, handle, partial_meta())
     parts = max(1, math.ceil(len(xq) * (k + 1) * max(1, engine.num_partitions(table)) / ROWS_PER_PARTITION))
     out = engine.shuffle_map(partial, "qkey", _merge, handle, finish_meta, parts)
     logger.info(
