@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from distsmote.engines.base import empty_frame
-from distsmote.neighbors.cells import BucketPlan, Quantizer, exact_home, exact_probes, home_and_probes
+from distsmote.neighbors.cells import BucketPlan, Quantizer, exact_home, exact_probes, homes_and_probes
 from distsmote.neighbors.exact import expand, pair_d2
 from distsmote.neighbors.faiss_ops import ShippedIndex, load_index, set_threads
 from distsmote.neighbors.keys import key_hash
@@ -96,13 +96,7 @@ def probe_pairs(
         _, r, c = exact_probes(q, x[qrows], upper[qrows] * slack, use_radius=use_radius)
         return home, qrows[r], c, upper
     upper = np.full(len(x), np.inf)
-    if len(qrows) == len(x):
-        home, _, sub = home_and_probes(q, x, p.nprobe, threads)
-    else:  # rows that are only data need their home cell alone (a cheaper search)
-        home = np.empty(len(x), dtype=np.int64)
-        others = np.flatnonzero(~is_query)
-        home[others] = home_and_probes(q, x[others], 1, threads)[0]
-        home[qrows], _, sub = home_and_probes(q, x[qrows], p.nprobe, threads)
+    home, sub = homes_and_probes(q, x, is_query, p.nprobe, threads)
     return home, np.repeat(qrows, sub.shape[1]), sub.reshape(-1), upper
 
 

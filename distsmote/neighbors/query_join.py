@@ -37,7 +37,7 @@ from distsmote._faults import fault_point
 from distsmote.engines.base import Engine
 from distsmote.neighbors import faiss_ops
 from distsmote.neighbors.bucket_search import BUCKET_EXTRA
-from distsmote.neighbors.cells import Quantizer, home_and_probes
+from distsmote.neighbors.cells import Quantizer, home_and_probes, homes_and_probes
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.exact import float32_slack, full_d2, merge_partial, pair_d2, take_k
 from distsmote.neighbors.faiss_ops import set_threads
@@ -60,17 +60,6 @@ class _QueryPayload:
     probes: np.ndarray  # (n_queries, nprobe) cells each query probes
     finish: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None
     finish_args: Any = None
-
-
-def _homes(p: _QueryPayload, x: np.ndarray, cls: np.ndarray, threads: int) -> np.ndarray:
-    """Home cell of each row, by the shuffle join's rule (query rows: the first of their
-    ``nprobe`` probes; other rows: a cheaper one-probe search)."""
-    home = np.empty(len(x), dtype=np.int64)
-    is_query = p.query_mask[cls]
-    for rows, nprobe in ((np.flatnonzero(is_query), p.nprobe), (np.flatnonzero(~is_query), 1)):
-        if len(rows):
-            home[rows] = home_and_probes(p.quantizer, x[rows], nprobe, threads)[0]
-    return home
 
 
 def _ivf_candidates(p: _QueryPayload, x: np.ndarray, home: np.ndarray, width: int, threads: int):
@@ -98,7 +87,7 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     x, keys, cls, mult = table_arrays(pdf, p.n_features)
     if not len(x):
         return partial_meta()
-    home = _homes(p, x, cls, threads)
+    home, _ = homes_and_probes(p.quantizer, x, p.query_mask[cls], p.nprobe, threads)  # the shuffle join's rule
     order = np.lexsort((keys, home))  # by cell: the inverted lists
     x, keys, cls, mult, home = x[order], keys[order], cls[order], mult[order], home[order]
     need = p.k + 1  # copies: the query's own copy is dropped later, once
@@ -188,9 +177,13 @@ def query_join(
         quantizer, _, _ = plan_cells(engine, table, n_rows, n_features, dtype, knn, False, seed, info)
     t0 = time.perf_counter()
     _, _, probes = home_and_probes(quantizer, xq, 1 if exact else knn.join_nprobe, 1)
+    # Queries in home-cell order: consecutive queries scan the same inverted lists, which
+    # then stay in cache.  Each query's search is independent of the others, so the
+    # order changes nothing in the result.
+    order = np.argsort(probes[:, 0], kind="stable")
     payload = _QueryPayload(
-        n_features, quantizer, probes.shape[1], k, mask, queries["key"].to_numpy(np.int64),
-        queries["cls"].to_numpy(np.int32), xq, probes, finish, finish_args,
+        n_features, quantizer, probes.shape[1], k, mask, queries["key"].to_numpy(np.int64)[order],
+        queries["cls"].to_numpy(np.int32)[order], xq[order], probes[order], finish, finish_args,
     )
     info.query_rows = len(xq)
     info.query_records = int(probes.size)
