@@ -261,7 +261,9 @@ def data_home(q: Quantizer, x: np.ndarray, threads: int) -> np.ndarray:
         return home_and_probes(q, x, 1, threads)[0]
     set_threads(threads)
     x32 = np.ascontiguousarray(xc, dtype=np.float32)
-    owner = _nearest(q.coarse, xc, x32)
+    norms = np.einsum("ij,ij->i", x32, x32)  # float32: only scales the margin
+    every = np.arange(len(xc))
+    owner = _nearest(q.coarse, xc, x32, norms, every)
     home = np.empty(len(xc), dtype=np.int64)
     children = np.argsort(q.parent, kind="stable")
     bounds = np.searchsorted(q.parent[children], np.arange(len(q.coarse) + 1))
@@ -271,23 +273,24 @@ def data_home(q: Quantizer, x: np.ndarray, threads: int) -> np.ndarray:
         rows = by_owner[cuts[g] : cuts[g + 1]]
         if len(rows):
             cells = children[bounds[g] : bounds[g + 1]]
-            home[rows] = cells[_nearest(q.centroids[cells], xc[rows], x32[rows])]
+            home[rows] = cells[_nearest(q.centroids[cells], xc, x32[rows], norms[rows], rows)]
     return home
 
 
-def _nearest(points: np.ndarray, xc: np.ndarray, x32: np.ndarray) -> np.ndarray:
-    """Index of the nearest of ``points`` by exact float64 distance (ties: lowest
-    index); FAISS's float32 answer where it is clearly ahead of the second."""
+def _nearest(points: np.ndarray, xc: np.ndarray, x32: np.ndarray, norms: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Index of the nearest of ``points`` for ``xc[rows]`` by exact float64 distance
+    (ties: lowest index); FAISS's float32 answer (``x32``, ``norms``: those rows in
+    float32 and their squared norms) where it is clearly ahead of the second."""
     if len(points) == 1:
-        return np.zeros(len(xc), dtype=np.int64)
+        return np.zeros(len(rows), dtype=np.int64)
     f32, cand = faiss_ops.flat_search(points, x32, 2)
-    scale = (x32.astype(np.float64) ** 2).sum(1) + float((points * points).sum(1).max()) + 1e-30
-    clear = (f32[:, 1].astype(np.float64) - f32[:, 0]) > _CLEAR_MARGIN * scale
+    scale = norms + np.float32((points * points).sum(1).max()) + np.float32(1e-30)
+    clear = (f32[:, 1] - f32[:, 0]) > np.float32(_CLEAR_MARGIN) * scale
     out = cand[:, 0].copy()
     vague = np.flatnonzero(~clear)
     if len(vague):
         everyone = np.broadcast_to(np.arange(len(points)), (len(vague), len(points)))
-        out[vague] = _rerank(points, xc[vague], everyone).argmin(1)  # first minimum: lowest index
+        out[vague] = _rerank(points, xc[rows[vague]], everyone).argmin(1)  # first minimum: lowest index
     return out
 
 

@@ -126,14 +126,33 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
 def _merge(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.DataFrame:
     """Add up a row's copies found in several partitions, drop one copy of the query
     itself, keep the ``k`` nearest and finish."""
-    if len(pdf):
-        pdf = pdf.groupby(["qkey", "nkey"], sort=False, as_index=False).agg(
-            qcls=("qcls", "first"), ncls=("ncls", "first"), d2=("d2", "first"), mult=("mult", "sum")
-        )
-        pdf["mult"] -= (pdf["qkey"] == pdf["nkey"]).astype(np.int64)
-        pdf = pdf.loc[pdf["mult"] > 0]
-    edges = merge_partial(pdf, p.k) if len(pdf) else edge_meta()
+    edges = merge_partial(_add_copies(pdf), p.k) if len(pdf) else edge_meta()
     return edges if p.finish is None else p.finish(edges, p.finish_args)
+
+
+def _add_copies(pdf: pd.DataFrame) -> pd.DataFrame:
+    """One candidate per (query, row): copies found in several partitions added up,
+    less the query's own copy; candidates left with no copy are dropped."""
+    qkey = pdf["qkey"].to_numpy(np.int64)
+    nkey = pdf["nkey"].to_numpy(np.int64)
+    order = np.lexsort((nkey, qkey))
+    qkey, nkey = qkey[order], nkey[order]
+    first = np.flatnonzero(np.r_[True, (qkey[1:] != qkey[:-1]) | (nkey[1:] != nkey[:-1])])
+    mult = np.add.reduceat(pdf["mult"].to_numpy(np.int64)[order], first)
+    rows = order[first]
+    qkey, nkey = qkey[first], nkey[first]
+    mult = mult - (qkey == nkey)
+    live = mult > 0
+    return pd.DataFrame(
+        {
+            "qkey": qkey[live],
+            "qcls": pdf["qcls"].to_numpy(np.int32)[rows][live],
+            "nkey": nkey[live],
+            "ncls": pdf["ncls"].to_numpy(np.int32)[rows][live],
+            "d2": pdf["d2"].to_numpy(np.float64)[rows][live],
+            "mult": mult[live],
+        }
+    )
 
 
 def query_join(
