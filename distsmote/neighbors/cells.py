@@ -250,19 +250,19 @@ _CLEAR_MARGIN = 1e-4
 def data_home(q: Quantizer, x: np.ndarray, threads: int) -> np.ndarray:
     """The cell of a row that is only searched *in* (never a query), cheaply.
 
-    A flat quantizer gives the nearest cell, as :func:`home_and_probes` does.  A
+    A flat quantizer gives the nearest cell, the same as :func:`home_and_probes`.  A
     two-level one gives the nearest fine cell *within the row's nearest coarse cell*
     (exact float64 distances, ties by lowest id): about ``2·√C`` distances per row
     instead of the ``8·√C`` fine cells :func:`home_and_probes` compares, and plain
     BLAS searches.  A pure function of the row, whatever the batch.
     """
     xc = np.asarray(x, dtype=np.float64) - q.center
-    if q.coarse is None or not len(xc):
-        return home_and_probes(q, x, 1, threads)[0]
     set_threads(threads)
     x32 = np.ascontiguousarray(xc, dtype=np.float32)
     norms = np.einsum("ij,ij->i", x32, x32)  # float32: only scales the margin
     every = np.arange(len(xc))
+    if q.coarse is None or not len(xc):
+        return _nearest(q.centroids, xc, x32, norms, every)
     owner = _nearest(q.coarse, xc, x32, norms, every)
     home = np.empty(len(xc), dtype=np.int64)
     children = np.argsort(q.parent, kind="stable")

@@ -38,6 +38,10 @@ def f32(x: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------- k-means
 
+#: k-means with fewer (rows × centroids × iterations) runs on one thread (the result
+#: is the same with any thread count).
+_SMALL_KMEANS = 500_000_000
+
 
 def kmeans(
     x: np.ndarray,
@@ -57,8 +61,15 @@ def kmeans(
         options["max_points_per_centroid"] = int(max_points_per_centroid)
     if min_points_per_centroid is not None:
         options["min_points_per_centroid"] = int(min_points_per_centroid)
-    km = faiss().Kmeans(x.shape[1], k, niter=niter, seed=int(seed % (2**31)), verbose=False, **options)
-    km.train(f32(x))
+    fa = faiss()
+    km = fa.Kmeans(x.shape[1], k, niter=niter, seed=int(seed % (2**31)), verbose=False, **options)
+    previous = fa.omp_get_max_threads()
+    if len(x) * k * niter < _SMALL_KMEANS:  # threads only add waiting (and suffer on busy machines)
+        fa.omp_set_num_threads(1)
+    try:
+        km.train(f32(x))
+    finally:
+        fa.omp_set_num_threads(previous)
     return km.centroids
 
 

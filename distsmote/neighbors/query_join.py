@@ -42,7 +42,7 @@ from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.exact import float32_slack, full_d2, merge_partial, pair_d2, take_k
 from distsmote.neighbors.faiss_ops import set_threads
 from distsmote.neighbors.join_plan import ROWS_PER_PARTITION, JoinInfo, plan_cells, query_mask, resolve_mode
-from distsmote.neighbors.table import edge_meta, partial_meta, table_arrays
+from distsmote.neighbors.table import CLS, KEY, MULT, edge_meta, feature_names, partial_meta
 
 logger = logging.getLogger("distsmote")
 
@@ -58,8 +58,27 @@ class _QueryPayload:
     cls: np.ndarray  # query class codes
     x: np.ndarray  # query points, float64
     probes: np.ndarray  # (n_queries, nprobe) cells each query probes
+    key_order: np.ndarray  # argsort of keys
     finish: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None
     finish_args: Any = None
+
+
+def _homes(p: _QueryPayload, x: np.ndarray, keys: np.ndarray, cls: np.ndarray, threads: int) -> np.ndarray:
+    """Home cell of each row by the shuffle join's rule (:func:`homes_and_probes`).
+
+    A row of a query class is one of the broadcast queries, whose nearest probe (its
+    home) the driver has found already: it is looked up by key, not searched again.
+    """
+    is_query = p.query_mask[cls]
+    pos = np.searchsorted(p.keys, keys, sorter=p.key_order)
+    pos = p.key_order[np.minimum(pos, len(p.keys) - 1)] if len(p.keys) else np.zeros(len(keys), np.int64)
+    known = is_query & (p.keys[pos] == keys) if len(p.keys) else np.zeros(len(keys), bool)
+    home = np.empty(len(x), dtype=np.int64)
+    home[known] = p.probes[pos[known], 0]
+    rest = np.flatnonzero(~known)
+    if len(rest):
+        home[rest], _ = homes_and_probes(p.quantizer, x[rest], is_query[rest], p.nprobe, threads)
+    return home
 
 
 def _ivf_candidates(p: _QueryPayload, x: np.ndarray, home: np.ndarray, width: int, threads: int):
@@ -84,10 +103,13 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     over the rows of the cells it probes.
     """
     fault_point("join.search")
-    x, keys, cls, mult = table_arrays(pdf, p.n_features)
+    keys, cls, mult = pdf[KEY].to_numpy(np.int64), pdf[CLS].to_numpy(np.int32), pdf[MULT].to_numpy(np.int64)
+    # Features in the table's own dtype: every distance below is computed in float64 from
+    # them, with the same values as a float64 copy would hold.
+    x = pdf[feature_names(p.n_features)].to_numpy()
     if not len(x):
         return partial_meta()
-    home, _ = homes_and_probes(p.quantizer, x, p.query_mask[cls], p.nprobe, threads)  # the shuffle join's rule
+    home = _homes(p, x, keys, cls, threads)
     order = np.lexsort((keys, home))  # by cell: the inverted lists
     x, keys, cls, mult, home = x[order], keys[order], cls[order], mult[order], home[order]
     need = p.k + 1  # copies: the query's own copy is dropped later, once
@@ -202,7 +224,8 @@ def query_join(
     order = np.argsort(probes[:, 0], kind="stable")
     payload = _QueryPayload(
         n_features, quantizer, probes.shape[1], k, mask, queries["key"].to_numpy(np.int64)[order],
-        queries["cls"].to_numpy(np.int32)[order], xq[order], probes[order], finish, finish_args,
+        queries["cls"].to_numpy(np.int32)[order], xq[order], probes[order],
+        np.argsort(queries["key"].to_numpy(np.int64)[order], kind="stable"), finish, finish_args,
     )
     info.query_rows = len(xq)
     info.query_records = int(probes.size)
