@@ -4,8 +4,11 @@ The quantizer is trained on the driver from a deterministic sample; everything e
 this module is a pure numpy function a worker applies to one partition, so the cell a
 row lands in depends only on the row and the broadcast centroids.
 
-Geometry is computed in float64 on coordinates centred on the sample mean.  A row's
-*home* cell is its nearest centroid (ties: lowest cell id).  Because every row sits in
+Geometry is computed in float64 on coordinates centred on the sample mean.  In exact
+mode a row's *home* cell is its nearest centroid (ties: lowest cell id).  (Approximate
+mode: a query row's home is its nearest probe, see :func:`home_and_probes`; a row that
+is only data takes the nearest fine cell of its nearest coarse cell, see
+:func:`data_home`.)  Because every row sits in
 the Voronoi cell of its home centroid, a row ``x`` of cell ``c`` is at least
 
     (‖q − μ_c‖² − ‖q − μ_a‖²) / (2‖μ_c − μ_a‖)          (bisector bound)

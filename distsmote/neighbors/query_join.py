@@ -9,7 +9,8 @@ queries are broadcast instead, and the data never moves.
    ``join_nprobe`` nearest cells are found on the driver (broadcast with the query
    points).
 2. *Search.*  Each data partition assigns its rows to their home cell (the same rule as
-   the shuffle join), makes them the inverted lists of a FAISS IVF index over the
+   the shuffle join; a row of a query class is a query, whose home the driver already
+   found), makes them the inverted lists of a FAISS IVF index over the
    broadcast cells and searches every query in the cells it probes, with the shuffle
    join's exact re-ranking; each query keeps its ``k + 1`` nearest per partition,
    copies counted.
