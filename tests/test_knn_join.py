@@ -358,3 +358,21 @@ def test_broadcast_join_on_dask_partitions_with_duplicates(dask_client, knn):
         ddf = dd.from_pandas(frame.sample(frac=1.0, random_state=parts), npartitions=parts)
         got = neighbours_over_all_classes(DaskEngine(), ddf, **kw).result.compute()
         pd.testing.assert_frame_equal(_sorted(got), reference, check_exact=True)
+
+
+def test_sample_made_from_the_frame_is_the_tables_sample():
+    """The planning sample made from the input frame equals filtering the join table."""
+    from distsmote.neighbors.join_plan import sample_table
+    from distsmote.neighbors.table import prepare_table, table_source
+
+    rng = np.random.default_rng(4)
+    X = np.round(rng.normal(size=(5000, 3)), 1).astype(np.float32)  # duplicates
+    y = rng.integers(0, 3, len(X))
+    frame = _frame(np.vstack([X, X[:500]]), np.r_[y, y[:500]])
+    args = (frame, "y", ["x0", "x1", "x2"], [0, 1, 2], np.float32)
+    engine = LocalEngine()
+    table = prepare_table(engine, *args)
+    plain = sample_table(engine, table, len(frame), 800, 3, np.float32)
+    direct = sample_table(engine, table, len(frame), 800, 3, np.float32, table_source(*args))
+    assert 500 < len(plain) < 1200 and (plain["__mult"] > 1).any()
+    pd.testing.assert_frame_equal(direct, plain)

@@ -72,6 +72,7 @@ from distsmote.neighbors.join_plan import (
 from distsmote.neighbors.probes import PART, JoinPayload
 from distsmote.neighbors.table import (
     KEY,
+    TableSource,
     edge_meta,
     feature_names,
     partial_meta,
@@ -103,6 +104,7 @@ def knn_join(
     finish_args: Any = None,
     finish_meta: pd.DataFrame | None = None,
     seed: int = 0,
+    source: TableSource | None = None,
 ) -> tuple[Any, JoinInfo]:
     """The ``k`` nearest other rows of every query row, as a partitioned edge table.
 
@@ -129,6 +131,9 @@ def knn_join(
         complete edges of the queries it holds; ``finish_meta`` gives its output schema.
     seed : int
         Seed of the quantizer sample and k-means.
+    source : TableSource, optional
+        The frame ``table`` was made from (:func:`~distsmote.neighbors.table.table_source`):
+        the sample is then made from it directly (the same rows, less work).
 
     Returns
     -------
@@ -139,7 +144,7 @@ def knn_join(
     exact = resolve_mode(knn, n_rows)
     info = JoinInfo(mode="exact" if exact else "approximate", n_rows=n_rows)
     mask = query_mask(n_classes, query_classes)
-    quantizer, sample, bound = plan_cells(engine, table, n_rows, n_features, dtype, knn, exact, seed, info)
+    quantizer, sample, bound = plan_cells(engine, table, n_rows, n_features, dtype, knn, exact, seed, info, source)
 
     t0 = time.perf_counter()
     dtype = np.dtype(dtype).name

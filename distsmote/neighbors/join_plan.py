@@ -23,7 +23,7 @@ from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.exact import expand
 from distsmote.neighbors.keys import key_hash
 from distsmote.neighbors.probes import BoundIndex, JoinPayload, cell_stats, probe_pairs, stats_meta, upper_bounds
-from distsmote.neighbors.table import CLS, HASH_SEED, KEY, feature_names, table_arrays, table_meta
+from distsmote.neighbors.table import CLS, HASH_SEED, KEY, TableSource, feature_names, table_arrays, table_meta
 
 #: Exact mode: sample rows per cell (at least ``BOUND_SAMPLE_ROWS`` in all) used to
 #: bound each query's k-th distance; a larger sample gives tighter bounds, fewer probes.
@@ -146,9 +146,14 @@ def resolve_mode(knn: KnnConfig, n_rows: int) -> bool:
     return knn.method == "exact"
 
 
-def sample_table(engine: Engine, table: Any, n_rows: int, target: int, n_features: int, dtype) -> pd.DataFrame:
+def sample_table(
+    engine: Engine, table: Any, n_rows: int, target: int, n_features: int, dtype, source: TableSource | None = None
+) -> pd.DataFrame:
     """About ``target`` distinct rows of ``table`` whose key hash falls below a
-    threshold (deterministic, independent of partitioning), sorted by key."""
+    threshold (deterministic, independent of partitioning), sorted by key.
+
+    With the table's ``source``, the same rows are made from the frame directly.
+    """
     fraction = min(1.0, target / max(n_rows, 1))
     threshold = np.uint64(min(2**64 - 1, int(fraction * 2**64)))
 
@@ -156,11 +161,12 @@ def sample_table(engine: Engine, table: Any, n_rows: int, target: int, n_feature
         keys = pdf[KEY].to_numpy(np.int64)
         return pdf.loc[key_hash(keys, HASH_SEED, "sample") <= thr]
 
-    meta = table_meta(n_features, dtype)
+    if source is not None:
+        picked = source.sampled(engine, threshold)
+    else:
+        picked = engine.map_partitions(table, pick, engine.broadcast(threshold), table_meta(n_features, dtype))
     # Expected target rows; generous cap for the variance (and the driver's safety).
-    rows = engine.collect_small(
-        engine.map_partitions(table, pick, engine.broadcast(threshold), meta), max_rows=2 * target + 10_000
-    )
+    rows = engine.collect_small(picked, max_rows=2 * target + 10_000)
     rows = rows.sort_values(KEY, kind="stable").drop_duplicates(KEY).reset_index(drop=True)
     return rows
 
@@ -186,15 +192,16 @@ def query_mask(n_classes: int, query_classes: Sequence[int] | None) -> np.ndarra
 
 def plan_cells(
     engine: Engine, table: Any, n_rows: int, n_features: int, dtype: Any, knn: KnnConfig,
-    exact: bool, seed: int, info: JoinInfo,
+    exact: bool, seed: int, info: JoinInfo, source: TableSource | None = None,
 ) -> tuple[Quantizer, pd.DataFrame, BoundIndex | None]:
-    """Sample the table, train the cells' quantizer and, in exact mode, the bound index."""
+    """Sample the table (from its ``source`` frame when given), train the cells'
+    quantizer and, in exact mode, the bound index."""
     t0 = time.perf_counter()
     n_cells = default_cells(n_rows, knn.nlist, exact)
     target = min(n_cells * knn.train_rows_per_cell, MAX_TRAIN_ROWS)
     if exact:
         target = max(target, n_cells * BOUND_ROWS_PER_CELL, BOUND_SAMPLE_ROWS)
-    sample = sample_table(engine, table, n_rows, target, n_features, dtype)
+    sample = sample_table(engine, table, n_rows, target, n_features, dtype, source)
     info.sample_rows = len(sample)
     train_frac = min(1.0, min(n_cells * knn.train_rows_per_cell, MAX_TRAIN_ROWS) / max(len(sample), 1))
     train_pick = key_hash(sample[KEY].to_numpy(np.int64), HASH_SEED, "train") <= np.uint64(

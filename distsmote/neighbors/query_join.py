@@ -43,7 +43,7 @@ from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.exact import float32_slack, full_d2, merge_partial, pair_d2, take_k
 from distsmote.neighbors.faiss_ops import set_threads
 from distsmote.neighbors.join_plan import ROWS_PER_PARTITION, JoinInfo, plan_cells, query_mask, resolve_mode
-from distsmote.neighbors.table import CLS, KEY, MULT, edge_meta, feature_names, partial_meta
+from distsmote.neighbors.table import CLS, KEY, MULT, TableSource, edge_meta, feature_names, partial_meta
 
 logger = logging.getLogger("distsmote")
 
@@ -194,6 +194,7 @@ def query_join(
     finish_meta: pd.DataFrame,
     finish_args: Any = None,
     seed: int = 0,
+    source: TableSource | None = None,
 ) -> tuple[Any, JoinInfo]:
     """The ``k`` nearest rows of each query among all rows of ``table``.
 
@@ -216,7 +217,7 @@ def query_join(
         origin = np.zeros((1, n_features))
         quantizer = Quantizer(origin[0], origin, np.zeros(1))
     else:
-        quantizer, _, _ = plan_cells(engine, table, n_rows, n_features, dtype, knn, False, seed, info)
+        quantizer, _, _ = plan_cells(engine, table, n_rows, n_features, dtype, knn, False, seed, info, source)
     t0 = time.perf_counter()
     _, _, probes = home_and_probes(quantizer, xq, 1 if exact else knn.join_nprobe, 1)
     # Queries in home-cell order: consecutive queries scan the same inverted lists, which

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from distsmote.engines.base import Engine, empty_frame
-from distsmote.neighbors.keys import class_codes, content_keys
+from distsmote.neighbors.keys import class_codes, content_keys, key_hash
 
 KEY, CLS, MULT = "__key", "__cls", "__mult"
 #: Seed of every key hash the join plans with (sample, skew-split parts).
@@ -63,13 +63,44 @@ def _frame_keys(pdf: pd.DataFrame, spec: _KeySpec) -> tuple[np.ndarray, np.ndarr
 
 
 def _prepare(pdf: pd.DataFrame, spec: _KeySpec, threads: int) -> pd.DataFrame:
-    values, codes, keys = _frame_keys(pdf, spec)
+    return _table_rows(*_frame_keys(pdf, spec), spec.dtype)
+
+
+def _table_rows(values: np.ndarray, codes: np.ndarray, keys: np.ndarray, dtype: str) -> pd.DataFrame:
+    """Join-table rows of some rows of a partition: copies merged, counted."""
     uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
-    out = pd.DataFrame(values[first].astype(spec.dtype), columns=feature_names(values.shape[1]))
+    out = pd.DataFrame(values[first].astype(dtype), columns=feature_names(values.shape[1]))
     out.insert(0, MULT, counts.astype(np.int64))
     out.insert(0, CLS, codes[first])
     out.insert(0, KEY, uniq)
     return out
+
+
+def _sampled_rows(pdf: pd.DataFrame, args: tuple[_KeySpec, np.uint64], threads: int) -> pd.DataFrame:
+    spec, threshold = args
+    values, codes, keys = _frame_keys(pdf, spec)
+    pick = key_hash(keys, HASH_SEED, "sample") <= threshold
+    return _table_rows(values[pick], codes[pick], keys[pick], spec.dtype)
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """The frame a join table is made from, and how (see :func:`table_source`)."""
+
+    frame: Any
+    spec: _KeySpec
+
+    def sampled(self, engine: Engine, threshold: np.uint64) -> Any:
+        """The join-table rows whose key hash is at most ``threshold``, made from the
+        frame directly: the same rows as filtering the table, without building the
+        table rows that are left out."""
+        meta = table_meta(len(self.spec.features), self.spec.dtype)
+        return engine.map_partitions(self.frame, _sampled_rows, engine.broadcast((self.spec, threshold)), meta)
+
+
+def table_source(frame: Any, label: str, features: Sequence[str], classes: Sequence[Any], dtype: Any) -> TableSource:
+    """What :func:`prepare_table` needs to make a join table of ``frame``."""
+    return TableSource(frame, _KeySpec(tuple(features), label, tuple(classes), np.dtype(dtype).name))
 
 
 def _keys_only(pdf: pd.DataFrame, spec: _KeySpec) -> np.ndarray:
@@ -84,7 +115,7 @@ def prepare_table(
     Copies of a row within one partition are merged into one table row with their count
     (copies in other partitions are merged later, inside the join).
     """
-    spec = _KeySpec(tuple(features), label, tuple(classes), np.dtype(dtype).name)
+    spec = table_source(frame, label, features, classes, dtype).spec
     meta = table_meta(len(features), dtype)
     return engine.map_partitions(frame, _prepare, engine.broadcast(spec), meta)
 
