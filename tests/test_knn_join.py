@@ -326,3 +326,53 @@ def test_home_only_search_picks_the_same_cell(n_cells):
     np.testing.assert_array_equal(probes[:, 0], home)
     # Batch-independent: the same cells row by row as in one batch.
     np.testing.assert_array_equal(home_and_probes(q, x[:500], 1, 1)[0], home[:500])
+
+
+@pytest.mark.parametrize("knn", ["exact", "ivf"])
+def test_broadcast_join_on_dask_partitions_with_duplicates(dask_client, knn):
+    """Copies of a row spread over partitions are added up in the merge; the edges do
+    not depend on the partitioning, and exact mode is brute force (ties by key)."""
+    import dask.dataframe as dd
+
+    from distsmote.engines.dask import DaskEngine
+    from distsmote.neighbors.all_classes import driver_queries, neighbours_over_all_classes
+    from distsmote.neighbors.join import edge_meta
+
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, 4, size=(700, 3)).astype(np.float64)  # a small grid: ties everywhere
+    y = np.where(rng.random(700) < 0.12, 1, rng.integers(0, 2, 700) * 2)  # classes 0, 1, 2
+    X, y = np.vstack([X, X[:200]]), np.r_[y, y[:200]]  # duplicates
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(y=y)
+    config = {"method": "exact"} if knn == "exact" else {"method": "ivf", "nlist": 8, "join_nprobe": 2}
+    kw = dict(
+        label="y", features=["a", "b", "c"], classes=[0, 1, 2], dtype=np.float64, n_rows=len(frame), k=4,
+        query_classes=[1], knn=KnnConfig(**config), finish=lambda edges, args: edges, finish_meta=edge_meta(),
+        queries=driver_queries([X[y == 1]], [1]),
+    )
+    local = neighbours_over_all_classes(LocalEngine(), frame, **kw)
+    assert "broadcast" in local.info.mode
+    reference = _sorted(local.result)
+    if knn == "exact":
+        pd.testing.assert_frame_equal(reference, _sorted(brute_edges(X, y, 4, query_classes=[1])), check_exact=True)
+    for parts in (1, 4):
+        ddf = dd.from_pandas(frame.sample(frac=1.0, random_state=parts), npartitions=parts)
+        got = neighbours_over_all_classes(DaskEngine(), ddf, **kw).result.compute()
+        pd.testing.assert_frame_equal(_sorted(got), reference, check_exact=True)
+
+
+def test_sample_made_from_the_frame_is_the_tables_sample():
+    """The planning sample made from the input frame equals filtering the join table."""
+    from distsmote.neighbors.join_plan import sample_table
+    from distsmote.neighbors.table import prepare_table, table_source
+
+    rng = np.random.default_rng(4)
+    X = np.round(rng.normal(size=(5000, 3)), 1).astype(np.float32)  # duplicates
+    y = rng.integers(0, 3, len(X))
+    frame = _frame(np.vstack([X, X[:500]]), np.r_[y, y[:500]])
+    args = (frame, "y", ["x0", "x1", "x2"], [0, 1, 2], np.float32)
+    engine = LocalEngine()
+    table = prepare_table(engine, *args)
+    plain = sample_table(engine, table, len(frame), 800, 3, np.float32)
+    direct = sample_table(engine, table, len(frame), 800, 3, np.float32, table_source(*args))
+    assert 500 < len(plain) < 1200 and (plain["__mult"] > 1).any()
+    pd.testing.assert_frame_equal(direct, plain)

@@ -20,7 +20,9 @@ import pandas as pd
 
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.join import KEY, JoinInfo, knn_join, prepare_table, resolve_mode, table_meta
+from distsmote.neighbors.join import knn_join
+from distsmote.neighbors.join_plan import JoinInfo, resolve_mode
+from distsmote.neighbors.table import KEY, prepare_table, table_meta, table_source
 from distsmote.neighbors.query_join import query_join
 from distsmote.neighbors.keys import content_keys
 
@@ -98,6 +100,7 @@ def neighbours_over_all_classes(
     Neighbourhood
     """
     table = prepare_table(engine, frame, label, features, classes, dtype)
+    source = table_source(frame, label, features, classes, dtype)
     codes = None
     if query_classes is not None:
         position = {c: i for i, c in enumerate(classes)}
@@ -105,6 +108,7 @@ def neighbours_over_all_classes(
     common = dict(
         k=k, n_rows=n_rows, n_features=len(features), dtype=dtype, n_classes=len(classes),
         knn=knn, query_classes=codes, finish=finish, finish_args=finish_args, finish_meta=finish_meta,
+        source=source,
     )
     if queries is not None and broadcast_queries(len(queries), n_rows, resolve_mode(knn, n_rows)):
         result, info = query_join(engine, table, queries=queries, **common)

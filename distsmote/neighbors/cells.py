@@ -4,8 +4,11 @@ The quantizer is trained on the driver from a deterministic sample; everything e
 this module is a pure numpy function a worker applies to one partition, so the cell a
 row lands in depends only on the row and the broadcast centroids.
 
-Geometry is computed in float64 on coordinates centred on the sample mean.  A row's
-*home* cell is its nearest centroid (ties: lowest cell id).  Because every row sits in
+Geometry is computed in float64 on coordinates centred on the sample mean.  In exact
+mode a row's *home* cell is its nearest centroid (ties: lowest cell id).  (Approximate
+mode: a query row's home is its nearest probe, see :func:`home_and_probes`; a row that
+is only data takes the nearest fine cell of its nearest coarse cell, see
+:func:`data_home`.)  Because every row sits in
 the Voronoi cell of its home centroid, a row ``x`` of cell ``c`` is at least
 
     (‖q − μ_c‖² − ‖q − μ_a‖²) / (2‖μ_c − μ_a‖)          (bisector bound)
@@ -23,7 +26,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from distsmote.neighbors.index import set_threads
+from distsmote.neighbors import faiss_ops
+from distsmote.neighbors.faiss_ops import set_threads
 
 #: Rows of distance matrix computed at once (bounds worker memory).
 _CHUNK_ELEMENTS = 4_000_000
@@ -40,12 +44,6 @@ MAX_CELLS = 65_536
 #: ``O(√C)``, not ``O(C)``.
 FLAT_MAX_CELLS = 256
 _COARSE_PROBES = 8
-
-
-def _faiss():
-    import faiss
-
-    return faiss
 
 
 @dataclass(frozen=True)
@@ -142,12 +140,10 @@ def _kmeans(xc: np.ndarray, k: int, niter: int, max_points_per_centroid: int, se
     """FAISS k-means centroids (float64) of centred rows; the mean if ``k == 1``."""
     if k <= 1:
         return xc.mean(0, keepdims=True) if len(xc) else np.zeros((1, xc.shape[1]))
-    km = _faiss().Kmeans(
-        xc.shape[1], k, niter=niter, seed=int(seed % (2**31)), verbose=False,
-        max_points_per_centroid=max(1, int(max_points_per_centroid)), min_points_per_centroid=1,
+    cents = faiss_ops.kmeans(
+        xc, k, niter, seed, max_points_per_centroid=max(1, int(max_points_per_centroid)), min_points_per_centroid=1
     )
-    km.train(np.ascontiguousarray(xc, dtype=np.float32))
-    return km.centroids.astype(np.float64)
+    return cents.astype(np.float64)
 
 
 def _chunks(n: int, width: int):
@@ -184,7 +180,7 @@ def home_and_probes(
         set_threads(threads)
         x32 = np.ascontiguousarray(xc, dtype=np.float32)
         if q.coarse is None:
-            cand = _flat_search(q.centroids, x32, m)
+            cand = faiss_ops.flat_search(q.centroids, x32, m)[1]
         else:
             cand = _two_level_search(q, xc, x32, m)
     cand = np.asarray(cand, dtype=np.int64)
@@ -193,7 +189,7 @@ def home_and_probes(
     probes = np.take_along_axis(cand, order, axis=1)
     if (probes < 0).any():  # a row whose coarse cells hold fewer than p cells
         bad = np.flatnonzero((probes < 0).any(1))
-        sub = _flat_search(q.centroids, np.ascontiguousarray(xc[bad], dtype=np.float32), m)
+        sub = faiss_ops.flat_search(q.centroids, np.ascontiguousarray(xc[bad], dtype=np.float32), m)[1]
         sd2 = _rerank(q.centroids, xc[bad], sub)
         probes[bad] = np.take_along_axis(sub, np.lexsort((sub, sd2), axis=-1)[:, :p], axis=1)
     home_d2 = _rerank(q.centroids, xc, probes[:, :1])[:, 0]
@@ -211,9 +207,7 @@ def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, 
     set_threads(threads)
     x32 = np.ascontiguousarray(xc, dtype=np.float32)
     if q.coarse is None:
-        index = _faiss().IndexFlatL2(xc.shape[1])
-        index.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
-        f32, cand = index.search(x32, 2)
+        f32, cand = faiss_ops.flat_search(q.centroids, x32, 2)
     else:
         f32, cand = _two_level_search(q, xc, x32, 2, distances=True)
     scale = (x32.astype(np.float64) ** 2).sum(1) + float(q.norms2.max(initial=0.0)) + 1e-30
@@ -226,11 +220,81 @@ def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, 
     return home, home_d2, home[:, None].copy()
 
 
-def _flat_search(points: np.ndarray, x32: np.ndarray, m: int) -> np.ndarray:
-    """The ``m`` nearest of ``points`` for each row, by FAISS float32 flat search."""
-    index = _faiss().IndexFlatL2(points.shape[1])
-    index.add(np.ascontiguousarray(points, dtype=np.float32))
-    return index.search(x32, m)[1].astype(np.int64)
+def homes_and_probes(
+    q: Quantizer, x: np.ndarray, is_query: np.ndarray, nprobe: int, threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate mode, one rule for both joins: the home cell of every row and the
+    ``nprobe`` probed cells of the query rows.
+
+    A query row's home is its nearest probe (:func:`home_and_probes`); a row that is
+    only data gets :func:`data_home`, which is cheaper.
+
+    Returns
+    -------
+    home : ndarray (n,) int64
+    probes : ndarray (n_query_rows, p) int64, the query rows' probes in row order
+    """
+    qrows = np.flatnonzero(is_query)
+    if len(qrows) == len(x):
+        home, _, probes = home_and_probes(q, x, nprobe, threads)
+        return home, probes
+    home = np.empty(len(x), dtype=np.int64)
+    others = np.flatnonzero(~is_query)
+    home[others] = data_home(q, x[others], threads)
+    home[qrows], _, probes = home_and_probes(q, x[qrows], nprobe, threads)
+    return home, probes
+
+
+#: A float32 nearest centroid is taken as is when the second is farther by this share of
+#: the squared norms involved (FAISS's float32 error measured here: below 3e-7).
+_CLEAR_MARGIN = 1e-4
+
+
+def data_home(q: Quantizer, x: np.ndarray, threads: int) -> np.ndarray:
+    """The cell of a row that is only searched *in* (never a query), cheaply.
+
+    A flat quantizer gives the nearest cell, the same as :func:`home_and_probes`.  A
+    two-level one gives the nearest fine cell *within the row's nearest coarse cell*
+    (exact float64 distances, ties by lowest id): about ``2·√C`` distances per row
+    instead of the ``8·√C`` fine cells :func:`home_and_probes` compares, and plain
+    BLAS searches.  A pure function of the row, whatever the batch.
+    """
+    xc = np.asarray(x, dtype=np.float64) - q.center
+    set_threads(threads)
+    x32 = np.ascontiguousarray(xc, dtype=np.float32)
+    norms = np.einsum("ij,ij->i", x32, x32)  # float32: only scales the margin
+    every = np.arange(len(xc))
+    if q.coarse is None or not len(xc):
+        return _nearest(q.centroids, xc, x32, norms, every)
+    owner = _nearest(q.coarse, xc, x32, norms, every)
+    home = np.empty(len(xc), dtype=np.int64)
+    children = np.argsort(q.parent, kind="stable")
+    bounds = np.searchsorted(q.parent[children], np.arange(len(q.coarse) + 1))
+    by_owner = np.argsort(owner, kind="stable")
+    cuts = np.searchsorted(owner[by_owner], np.arange(len(q.coarse) + 1))
+    for g in range(len(q.coarse)):
+        rows = by_owner[cuts[g] : cuts[g + 1]]
+        if len(rows):
+            cells = children[bounds[g] : bounds[g + 1]]
+            home[rows] = cells[_nearest(q.centroids[cells], xc, x32[rows], norms[rows], rows)]
+    return home
+
+
+def _nearest(points: np.ndarray, xc: np.ndarray, x32: np.ndarray, norms: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Index of the nearest of ``points`` for ``xc[rows]`` by exact float64 distance
+    (ties: lowest index); FAISS's float32 answer (``x32``, ``norms``: those rows in
+    float32 and their squared norms) where it is clearly ahead of the second."""
+    if len(points) == 1:
+        return np.zeros(len(rows), dtype=np.int64)
+    f32, cand = faiss_ops.flat_search(points, x32, 2)
+    scale = norms + np.float32((points * points).sum(1).max()) + np.float32(1e-30)
+    clear = (f32[:, 1] - f32[:, 0]) > np.float32(_CLEAR_MARGIN) * scale
+    out = cand[:, 0].copy()
+    vague = np.flatnonzero(~clear)
+    if len(vague):
+        everyone = np.broadcast_to(np.arange(len(points)), (len(vague), len(points)))
+        out[vague] = _rerank(points, xc[rows[vague]], everyone).argmin(1)  # first minimum: lowest index
+    return out
 
 
 def _rerank(points: np.ndarray, xc: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -249,24 +313,14 @@ def _two_level_search(q: Quantizer, xc: np.ndarray, x32: np.ndarray, m: int, dis
     """Candidate cells of a two-level quantizer: the ``m`` nearest (float32) among the
     fine cells of each row's nearest coarse cells (chosen by exact distance, ties by id,
     so the candidate set does not depend on the batch)."""
-    faiss = _faiss()
     coarse = q.coarse
     G = len(coarse)
     g = min(G, _COARSE_PROBES)
-    cc = _flat_search(coarse, x32, min(G, g + _EXTRA_CELLS))
+    cc = faiss_ops.flat_search(coarse, x32, min(G, g + _EXTRA_CELLS))[1]
     cd2 = _rerank(coarse, xc, cc)
     lists = np.take_along_axis(cc, np.lexsort((cc, cd2), axis=-1)[:, :g], axis=1)
-    d = xc.shape[1]
-    quant = faiss.IndexFlatL2(d)
-    quant.add(np.ascontiguousarray(coarse, dtype=np.float32))
-    index = faiss.IndexIVFFlat(quant, d, G, faiss.METRIC_L2)
-    # The arrays stay referenced until add_core has copied them.
-    cents = np.ascontiguousarray(q.centroids, dtype=np.float32)
-    ids = np.arange(q.n_cells, dtype=np.int64)
-    parent = np.ascontiguousarray(q.parent, dtype=np.int64)
-    index.add_core(q.n_cells, faiss.swig_ptr(cents), faiss.swig_ptr(ids), faiss.swig_ptr(parent))
-    index.nprobe = g
-    f32, cand = index.search_preassigned(x32, m, np.ascontiguousarray(lists, dtype=np.int64), None)
+    index = faiss_ops.ivf_on_lists(coarse, q.centroids, np.arange(q.n_cells), q.parent)
+    f32, cand = faiss_ops.search_lists(index, x32, m, lists)
     return (f32, cand) if distances else cand
 
 

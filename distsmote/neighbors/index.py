@@ -1,40 +1,20 @@
-"""FAISS index build, serialization, per-process cache and exact re-ranking.
+"""The per-class index of the SMOTE family: build, ship and search with exact re-ranking.
 
 An index is built once on the driver from rows in canonical order (so ids are canonical
-row numbers), shipped as ``faiss.serialize_index`` bytes, and deserialized at most once
-per worker process.  Search results are re-ranked with exact float64 distances and ties
-are broken by id, so the neighbours chosen do not depend on FAISS's BLAS/direct code
-path or on thread counts.
+row numbers), shipped as :class:`~distsmote.neighbors.faiss_ops.ShippedIndex` bytes and
+deserialized at most once per worker process.  Search results are re-ranked with exact
+float64 distances and ties are broken by id, so the neighbours chosen do not depend on
+FAISS's BLAS/direct code path or on thread counts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
-
 import numpy as np
 
-from distsmote.neighbors.config import KnnConfig
 from distsmote._random import draw_bits, stream_key
-
-
-def _faiss():
-    import faiss  # imported lazily: heavy, and must not be loaded before a fork
-
-    return faiss
-
-
-@dataclass(frozen=True)
-class ShippedIndex:
-    """A serialized FAISS index plus what a worker needs to search it."""
-
-    token: str
-    data: bytes
-    method: str
-    nprobe: int
-    ef_search: int
+from distsmote.neighbors import faiss_ops
+from distsmote.neighbors.config import KnnConfig
+from distsmote.neighbors.faiss_ops import ShippedIndex, load_index, set_threads
 
 
 def _train_sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -58,75 +38,21 @@ def build_index(x: np.ndarray, config: KnnConfig, seed: int) -> ShippedIndex:
     seed : int
         Seed for the k-means sample and initialisation.
     """
-    faiss = _faiss()
     x = np.ascontiguousarray(x, dtype=np.float32)
-    n, d = x.shape
     if config.method == "exact":
-        index = faiss.IndexFlatL2(d)
-        index.add(x)
+        index = faiss_ops.flat_index(x)
     elif config.method == "ivf":
         nlist = int(config.nlist or 1)
         sample = _train_sample(x, nlist * config.train_rows_per_cell, seed)
-        kmeans = faiss.Kmeans(
-            d, nlist, niter=config.kmeans_iter, seed=int(seed % (2**31)), verbose=False,
-            max_points_per_centroid=max(config.train_rows_per_cell, 39),
+        centroids = faiss_ops.kmeans(
+            sample, nlist, config.kmeans_iter, seed, max_points_per_centroid=max(config.train_rows_per_cell, 39)
         )
-        kmeans.train(sample)
-        quantizer = faiss.IndexFlatL2(d)
-        quantizer.add(kmeans.centroids)
-        # fp16 codes scan about twice as fast as float32 and lose nothing here: the
-        # candidates are re-ranked with exact float64 distances anyway.
-        index = faiss.IndexIVFScalarQuantizer(
-            quantizer, d, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_L2
-        )
-        index.own_fields = True
-        quantizer.this.disown()
-        index.train(sample)  # the quantizer is already trained: this only sets up the codec
-        index.add(x)
+        index = faiss_ops.ivf_fp16(centroids, sample, x)
     elif config.method == "hnsw":
-        index = faiss.IndexHNSWFlat(d, config.hnsw_m)
-        index.hnsw.efConstruction = config.hnsw_ef_construction
-        previous = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)  # parallel HNSW insertion is not reproducible
-        try:
-            index.add(x)
-        finally:
-            faiss.omp_set_num_threads(previous)
+        index = faiss_ops.hnsw(x, config.hnsw_m, config.hnsw_ef_construction)
     else:  # pragma: no cover - resolve() never returns other methods
         raise ValueError(f"Unresolved knn method {config.method!r}")
-    data = faiss.serialize_index(index).tobytes()
-    token = hashlib.blake2b(data, digest_size=16).hexdigest()
-    return ShippedIndex(token, data, config.method, config.nprobe, config.hnsw_ef_search)
-
-
-_CACHE: OrderedDict[str, object] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 8
-
-
-def load_index(shipped: ShippedIndex):
-    """Deserialize ``shipped`` once per process (LRU cache keyed by content hash)."""
-    with _CACHE_LOCK:
-        index = _CACHE.get(shipped.token)
-        if index is not None:
-            _CACHE.move_to_end(shipped.token)
-            return index
-    faiss = _faiss()
-    index = faiss.deserialize_index(np.frombuffer(shipped.data, dtype=np.uint8))
-    if shipped.method == "ivf":
-        faiss.extract_index_ivf(index).nprobe = shipped.nprobe
-    elif shipped.method == "hnsw":
-        index.hnsw.efSearch = shipped.ef_search
-    with _CACHE_LOCK:
-        _CACHE[shipped.token] = index
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return index
-
-
-def set_threads(threads: int) -> None:
-    """Limit FAISS's OpenMP threads to the cores the current task owns."""
-    _faiss().omp_set_num_threads(max(1, int(threads)))
+    return faiss_ops.ship(index, config.method, config.nprobe, config.hnsw_ef_search)
 
 
 def exact_rerank(
@@ -205,8 +131,7 @@ def search_neighbors(
     queries = np.ascontiguousarray(points[query_ids], dtype=np.float32)
     if shipped.method == "ivf":
         # Visiting queries cell by cell keeps each inverted list in cache (~40 % faster).
-        _, cell = _faiss().extract_index_ivf(index).quantizer.search(queries, 1)
-        order = np.argsort(cell[:, 0], kind="stable")
+        order = np.argsort(faiss_ops.ivf_nearest_lists(index, queries), kind="stable")
         cand = np.empty((len(queries), n_cand), dtype=np.int64)
         cand[order] = index.search(queries[order], n_cand)[1]
     else:
@@ -216,3 +141,6 @@ def search_neighbors(
     if len(short):
         nbrs[short] = brute_force_neighbors(points, query_ids[short], k)
     return nbrs
+
+
+__all__ = ["ShippedIndex", "build_index", "exact_rerank", "brute_force_neighbors", "load_index", "search_neighbors"]

@@ -60,12 +60,13 @@ def content_keys(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
     codes : ndarray of shape (n,)
         Class codes from :func:`class_codes`.
     """
-    x = np.ascontiguousarray(np.asarray(values, dtype=np.float64) + 0.0)
+    x = np.asarray(values, dtype=np.float64) + 0.0
+    # One contiguous row of bits per feature: each pass below reads memory in order.
+    bits = np.ascontiguousarray(x.T).view(np.uint64)
     h = np.full(len(x), _ROW_KEY, dtype=np.uint64)
-    bits = x.view(np.uint64).reshape(x.shape)
     with np.errstate(over="ignore"):
         for j in range(x.shape[1]):
-            h = mix64(h ^ bits[:, j])
+            h = mix64(h ^ bits[j])
         h = mix64(h ^ np.asarray(codes, dtype=np.uint64))
     return h.view(np.int64)
 

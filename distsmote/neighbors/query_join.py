@@ -9,7 +9,8 @@ queries are broadcast instead, and the data never moves.
    ``join_nprobe`` nearest cells are found on the driver (broadcast with the query
    points).
 2. *Search.*  Each data partition assigns its rows to their home cell (the same rule as
-   the shuffle join), makes them the inverted lists of a FAISS IVF index over the
+   the shuffle join; a row of a query class is a query, whose home the driver already
+   found), makes them the inverted lists of a FAISS IVF index over the
    broadcast cells and searches every query in the cells it probes, with the shuffle
    join's exact re-ranking; each query keeps its ``k + 1`` nearest per partition,
    copies counted.
@@ -35,27 +36,16 @@ import pandas as pd
 
 from distsmote._faults import fault_point
 from distsmote.engines.base import Engine
-from distsmote.neighbors.cells import Quantizer, home_and_probes
+from distsmote.neighbors import faiss_ops
+from distsmote.neighbors.bucket_search import BUCKET_EXTRA
+from distsmote.neighbors.cells import Quantizer, home_and_probes, homes_and_probes
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.index import _faiss, set_threads
-from distsmote.neighbors.join import (
-    ROWS_PER_PARTITION,
-    JoinInfo,
-    _BUCKET_EXTRA,
-    _full_d2,
-    _partial_meta,
-    _table_arrays,
-    _take_k,
-    edge_meta,
-    merge_partial,
-    pair_d2,
-    plan_cells,
-    query_mask,
-    resolve_mode,
-)
+from distsmote.neighbors.exact import float32_slack, full_d2, merge_partial, pair_d2, take_k
+from distsmote.neighbors.faiss_ops import set_threads
+from distsmote.neighbors.join_plan import ROWS_PER_PARTITION, JoinInfo, plan_cells, query_mask, resolve_mode
+from distsmote.neighbors.table import CLS, KEY, MULT, TableSource, edge_meta, feature_names, partial_meta
 
 logger = logging.getLogger("distsmote")
-
 
 
 @dataclass(frozen=True)
@@ -69,41 +59,40 @@ class _QueryPayload:
     cls: np.ndarray  # query class codes
     x: np.ndarray  # query points, float64
     probes: np.ndarray  # (n_queries, nprobe) cells each query probes
+    key_order: np.ndarray  # argsort of keys
     finish: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None
     finish_args: Any = None
 
 
-def _homes(p: _QueryPayload, x: np.ndarray, cls: np.ndarray, threads: int) -> np.ndarray:
-    """Home cell of each row, by the shuffle join's rule (query rows: the first of their
-    ``nprobe`` probes; other rows: a cheaper one-probe search)."""
-    home = np.empty(len(x), dtype=np.int64)
+def _homes(p: _QueryPayload, x: np.ndarray, keys: np.ndarray, cls: np.ndarray, threads: int) -> np.ndarray:
+    """Home cell of each row by the shuffle join's rule (:func:`homes_and_probes`).
+
+    A row of a query class is one of the broadcast queries, whose nearest probe (its
+    home) the driver has found already: it is looked up by key, not searched again.
+    """
     is_query = p.query_mask[cls]
-    for rows, nprobe in ((np.flatnonzero(is_query), p.nprobe), (np.flatnonzero(~is_query), 1)):
-        if len(rows):
-            home[rows] = home_and_probes(p.quantizer, x[rows], nprobe, threads)[0]
+    pos = np.searchsorted(p.keys, keys, sorter=p.key_order)
+    pos = p.key_order[np.minimum(pos, len(p.keys) - 1)] if len(p.keys) else np.zeros(len(keys), np.int64)
+    known = is_query & (p.keys[pos] == keys) if len(p.keys) else np.zeros(len(keys), bool)
+    home = np.empty(len(x), dtype=np.int64)
+    home[known] = p.probes[pos[known], 0]
+    rest = np.flatnonzero(~known)
+    if len(rest):
+        home[rest], _ = homes_and_probes(p.quantizer, x[rest], is_query[rest], p.nprobe, threads)
     return home
 
 
 def _ivf_candidates(p: _QueryPayload, x: np.ndarray, home: np.ndarray, width: int, threads: int):
     """FAISS float32 candidates of every query among this partition's rows in the cells
     it probes: one IVF search whose inverted lists are the rows' home cells."""
-    faiss = _faiss()
     q = p.quantizer
-    d = x.shape[1]
-    quant = faiss.IndexFlatL2(d)
-    quant.add(np.ascontiguousarray(q.centroids, dtype=np.float32))
-    index = faiss.IndexIVFFlat(quant, d, q.n_cells, faiss.METRIC_L2)
     xs = np.ascontiguousarray(x - q.center, dtype=np.float32)
-    ids = np.arange(len(x), dtype=np.int64)
-    lists = np.ascontiguousarray(home, dtype=np.int64)
-    index.add_core(len(x), faiss.swig_ptr(xs), faiss.swig_ptr(ids), faiss.swig_ptr(lists))
-    index.nprobe = p.probes.shape[1]
+    index = faiss_ops.ivf_on_lists(q.centroids, xs, np.arange(len(x)), home)
     set_threads(threads)
     xq = np.ascontiguousarray(p.x - q.center, dtype=np.float32)
-    f32, cand = index.search_preassigned(xq, width, np.ascontiguousarray(p.probes, dtype=np.int64), None)
+    f32, cand = faiss_ops.search_lists(index, xq, width, p.probes)
     # Bound on float32 rounding of a distance, per query (as in the shuffle join).
-    eta = 1e-5 * ((xq.astype(np.float64) ** 2).sum(1) + float((xs.astype(np.float64) ** 2).sum(1).max())) + 1e-300
-    return f32, cand, eta
+    return f32, cand, float32_slack(xq, xs)
 
 
 def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.DataFrame:
@@ -115,14 +104,17 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     over the rows of the cells it probes.
     """
     fault_point("join.search")
-    x, keys, cls, mult = _table_arrays(pdf, p.n_features)
+    keys, cls, mult = pdf[KEY].to_numpy(np.int64), pdf[CLS].to_numpy(np.int32), pdf[MULT].to_numpy(np.int64)
+    # Features in the table's own dtype: every distance below is computed in float64 from
+    # them, with the same values as a float64 copy would hold.
+    x = pdf[feature_names(p.n_features)].to_numpy()
     if not len(x):
-        return _partial_meta()
-    home = _homes(p, x, cls, threads)
+        return partial_meta()
+    home = _homes(p, x, keys, cls, threads)
     order = np.lexsort((keys, home))  # by cell: the inverted lists
     x, keys, cls, mult, home = x[order], keys[order], cls[order], mult[order], home[order]
     need = p.k + 1  # copies: the query's own copy is dropped later, once
-    width = min(len(x), need + _BUCKET_EXTRA)
+    width = min(len(x), need + BUCKET_EXTRA)
     f32, cand, eta = _ivf_candidates(p, x, home, width, threads)
     valid = cand >= 0
     safe = np.where(valid, cand, 0)
@@ -130,7 +122,7 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     ranked = np.lexsort((np.where(valid, keys[safe], np.iinfo(np.int64).max), d2), axis=-1)  # ties by key
     cand, d2 = np.take_along_axis(safe, ranked, 1), np.take_along_axis(d2, ranked, 1)
     eff = np.where(np.isfinite(d2), mult[cand], 0)
-    keep, take, total = _take_k(eff, need)
+    keep, take, total = take_k(eff, need)
     last = np.where(keep, d2, -np.inf).max(axis=1)
     full = valid.all(axis=1)  # FAISS may have left rows out
     vague = np.flatnonzero(full & ((last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < need)))
@@ -142,10 +134,10 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
         for v in vague:
             rows = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in p.probes[v]])
             rows = rows[np.argsort(keys[rows], kind="stable")]  # ties by key
-            dv = _full_d2(p.x[v : v + 1], x[rows])[0]
+            dv = full_d2(p.x[v : v + 1], x[rows])[0]
             o = np.argsort(dv, kind="stable")
             rows, dv = rows[o], dv[o]
-            kk, tt, _ = _take_k(mult[rows][None, :], need)
+            kk, tt, _ = take_k(mult[rows][None, :], need)
             sel = np.flatnonzero(kk[0])
             found.append((np.full(len(sel), v), rows[sel], dv[sel], tt[0, sel]))
     qi, ri, dd, tk = (np.concatenate(a) for a in zip(*found))
@@ -157,14 +149,33 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
 def _merge(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.DataFrame:
     """Add up a row's copies found in several partitions, drop one copy of the query
     itself, keep the ``k`` nearest and finish."""
-    if len(pdf):
-        pdf = pdf.groupby(["qkey", "nkey"], sort=False, as_index=False).agg(
-            qcls=("qcls", "first"), ncls=("ncls", "first"), d2=("d2", "first"), mult=("mult", "sum")
-        )
-        pdf["mult"] -= (pdf["qkey"] == pdf["nkey"]).astype(np.int64)
-        pdf = pdf.loc[pdf["mult"] > 0]
-    edges = merge_partial(pdf, p.k) if len(pdf) else edge_meta()
+    edges = merge_partial(_add_copies(pdf), p.k) if len(pdf) else edge_meta()
     return edges if p.finish is None else p.finish(edges, p.finish_args)
+
+
+def _add_copies(pdf: pd.DataFrame) -> pd.DataFrame:
+    """One candidate per (query, row): copies found in several partitions added up,
+    less the query's own copy; candidates left with no copy are dropped."""
+    qkey = pdf["qkey"].to_numpy(np.int64)
+    nkey = pdf["nkey"].to_numpy(np.int64)
+    order = np.lexsort((nkey, qkey))
+    qkey, nkey = qkey[order], nkey[order]
+    first = np.flatnonzero(np.r_[True, (qkey[1:] != qkey[:-1]) | (nkey[1:] != nkey[:-1])])
+    mult = np.add.reduceat(pdf["mult"].to_numpy(np.int64)[order], first)
+    rows = order[first]
+    qkey, nkey = qkey[first], nkey[first]
+    mult = mult - (qkey == nkey)
+    live = mult > 0
+    return pd.DataFrame(
+        {
+            "qkey": qkey[live],
+            "qcls": pdf["qcls"].to_numpy(np.int32)[rows][live],
+            "nkey": nkey[live],
+            "ncls": pdf["ncls"].to_numpy(np.int32)[rows][live],
+            "d2": pdf["d2"].to_numpy(np.float64)[rows][live],
+            "mult": mult[live],
+        }
+    )
 
 
 def query_join(
@@ -183,6 +194,7 @@ def query_join(
     finish_meta: pd.DataFrame,
     finish_args: Any = None,
     seed: int = 0,
+    source: TableSource | None = None,
 ) -> tuple[Any, JoinInfo]:
     """The ``k`` nearest rows of each query among all rows of ``table``.
 
@@ -205,18 +217,23 @@ def query_join(
         origin = np.zeros((1, n_features))
         quantizer = Quantizer(origin[0], origin, np.zeros(1))
     else:
-        quantizer, _, _ = plan_cells(engine, table, n_rows, n_features, dtype, knn, False, seed, info)
+        quantizer, _, _ = plan_cells(engine, table, n_rows, n_features, dtype, knn, False, seed, info, source)
     t0 = time.perf_counter()
     _, _, probes = home_and_probes(quantizer, xq, 1 if exact else knn.join_nprobe, 1)
+    # Queries in home-cell order: consecutive queries scan the same inverted lists, which
+    # then stay in cache.  Each query's search is independent of the others, so the
+    # order changes nothing in the result.
+    order = np.argsort(probes[:, 0], kind="stable")
     payload = _QueryPayload(
-        n_features, quantizer, probes.shape[1], k, mask, queries["key"].to_numpy(np.int64),
-        queries["cls"].to_numpy(np.int32), xq, probes, finish, finish_args,
+        n_features, quantizer, probes.shape[1], k, mask, queries["key"].to_numpy(np.int64)[order],
+        queries["cls"].to_numpy(np.int32)[order], xq[order], probes[order],
+        np.argsort(queries["key"].to_numpy(np.int64)[order], kind="stable"), finish, finish_args,
     )
     info.query_rows = len(xq)
     info.query_records = int(probes.size)
     info.seconds["probes"] = time.perf_counter() - t0
     handle = engine.broadcast(payload)
-    partial = engine.map_partitions(table, _search_partition, handle, _partial_meta())
+    partial = engine.map_partitions(table, _search_partition, handle, partial_meta())
     parts = max(1, math.ceil(len(xq) * (k + 1) * max(1, engine.num_partitions(table)) / ROWS_PER_PARTITION))
     out = engine.shuffle_map(partial, "qkey", _merge, handle, finish_meta, parts)
     logger.info(

@@ -1,0 +1,213 @@
+"""Worker kernels of the shuffle join: replicate rows to buckets, search, merge.
+
+*Replicate* turns a join-table partition into data records (one per bucket of the
+row's home cell) and query records (one per group of buckets the query probes).
+*Search* runs, in each shuffle group, one FAISS flat search per bucket for the
+queries probing it, re-ranked with exact float64 distances; *merge* keeps each
+query's ``k`` nearest over all groups and runs the ``finish`` function.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from distsmote._faults import fault_point
+from distsmote.engines.base import empty_frame
+from distsmote.neighbors import faiss_ops
+from distsmote.neighbors.exact import brute_candidates, compact, expand, float32_slack, merge_partial, pair_d2, take_k
+from distsmote.neighbors.faiss_ops import set_threads
+from distsmote.neighbors.keys import key_hash
+from distsmote.neighbors.probes import (
+    BOUND,
+    BUCKET,
+    IS_DATA,
+    IS_QUERY,
+    PART,
+    JoinPayload,
+    pair_buckets,
+    probe_names,
+    probe_pairs,
+)
+from distsmote.neighbors.table import CLS, HASH_SEED, KEY, MULT, feature_names, partial_meta, table_arrays
+
+#: Buckets this small (data × queries) are searched by float64 brute force.
+_BRUTE_PAIRS = 20_000
+#: Candidates fetched from FAISS beyond k + 1 in a bucket (a query whose candidates
+#: could hide a tie or a closer row is searched again by brute force, so this only
+#: trades FAISS time against re-searches).
+BUCKET_EXTRA = 2
+
+
+def replicate(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFrame:
+    """Data records (one per bucket the row's data part belongs to) and query records
+    (one per group of buckets the query probes; the search task finds the buckets)."""
+    x, keys, cls, mult = table_arrays(pdf, p.n_features)
+    plan = p.plan
+    is_query = p.query_mask[cls]
+    home, qr, qc, upper = probe_pairs(p, x, keys, is_query, threads, use_radius=True)
+    sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
+    # Data records: part i of the home cell, every query part j.
+    i_home = (key_hash(keys, HASH_SEED, "data-part") % sd[home].astype(np.uint64)).astype(np.int64)
+    dr, dj = expand(sq[home])
+    d_bucket = off[home[dr]] + i_home[dr] * sq[home[dr]] + dj
+    # Query records: one per (query, group).
+    r, b = pair_buckets(plan, keys, qr, qc)
+    n_groups = int(p.bucket_group.max(initial=0)) + 1
+    pair = np.unique(r * n_groups + p.bucket_group[b])
+    r, g = pair // n_groups, pair % n_groups
+    r_pos = np.searchsorted(np.flatnonzero(is_query), r)  # row of r among the queries
+    rows = np.concatenate([dr, r])
+    out = pd.DataFrame(x[rows].astype(p.dtype), columns=feature_names(p.n_features))
+    out.insert(0, BOUND, upper[rows])
+    out.insert(0, IS_QUERY, np.concatenate([np.zeros(len(dr), bool), np.ones(len(r), bool)]))
+    out.insert(0, IS_DATA, np.concatenate([np.ones(len(dr), bool), np.zeros(len(r), bool)]))
+    out.insert(0, MULT, mult[rows])
+    out.insert(0, CLS, cls[rows])
+    out.insert(0, KEY, keys[rows])
+    out.insert(0, BUCKET, np.concatenate([d_bucket, np.full(len(r), -1)]).astype(np.int64))
+    out.insert(0, PART, np.concatenate([p.bucket_group[d_bucket], g]).astype(np.int64))
+    names = probe_names(p)
+    if names:
+        probes = np.concatenate([np.full((len(dr), len(names)), -1), qc.reshape(-1, len(names))[r_pos]])
+        for j, name in enumerate(names):
+            out[name] = probes[:, j].astype(np.int32)
+    return out
+
+
+def records_meta(p: JoinPayload) -> pd.DataFrame:
+    return empty_frame(
+        {
+            PART: np.int64, BUCKET: np.int64, KEY: np.int64, CLS: np.int32, MULT: np.int64,
+            IS_DATA: bool, IS_QUERY: bool, BOUND: np.float64,
+            **{f: p.dtype for f in feature_names(p.n_features)},
+            **{name: np.int32 for name in probe_names(p)},
+        }
+    )
+
+
+def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFrame:
+    """Search every bucket of this partition for the queries that probe it, keeping each
+    query's k nearest over those buckets (a combiner before the merge shuffle).
+
+    Each bucket is one FAISS flat (BLAS) search of the queries probing it, centred on
+    the bucket; candidates are re-ranked with exact float64 distances (ties by key), and
+    a query whose list could hide a tie or a closer row is searched again by float64
+    brute force over the bucket.  Each (query, bucket) pair fills ``k`` columns of the
+    query's row in fixed-shape arrays, and one sort per row merges the buckets.
+    """
+    fault_point("join.search")
+    x, keys, cls, mult = table_arrays(pdf, p.n_features)
+    bucket = pdf[BUCKET].to_numpy(dtype=np.int64)
+    is_data = pdf[IS_DATA].to_numpy(dtype=bool)
+    bound = pdf[BOUND].to_numpy(dtype=np.float64)
+    # Data, by (bucket, key); copies of a row from several input partitions are merged.
+    dm = np.flatnonzero(is_data)
+    dm = dm[np.lexsort((keys[dm], bucket[dm]))]
+    # Queries, one per key (a query reaches a partition once per group it probes).
+    qm = np.flatnonzero(~is_data)
+    qm = qm[np.argsort(keys[qm], kind="stable")]
+    if len(dm) == 0 or len(qm) == 0:
+        return partial_meta()
+    kq = keys[qm]
+    first = np.flatnonzero(np.r_[True, kq[1:] != kq[:-1]])
+    qm, kq = qm[first], kq[first]
+    xq, cq, bq = x[qm], cls[qm], bound[qm]
+    db, kd = bucket[dm], keys[dm]
+    first = np.flatnonzero(np.r_[True, (db[1:] != db[:-1]) | (kd[1:] != kd[:-1])])
+    md = np.add.reduceat(mult[dm], first)
+    dm, db, kd = dm[first], db[first], kd[first]
+    xd, cd = x[dm], cls[dm]
+    starts = np.flatnonzero(np.r_[True, db[1:] != db[:-1]])
+    present = db[starts]
+    ends = np.r_[starts[1:], len(db)]
+    # The buckets each query probes, kept if their data is here: carried by the record
+    # (approximate mode) or recomputed, a pure function of the row (exact mode, with the
+    # bounds widened so this is a superset of the probes the records were sent for).
+    names = probe_names(p)
+    if names:
+        probes = pdf[names].to_numpy(np.int64)[qm]
+        qr, qc = np.repeat(np.arange(len(kq)), probes.shape[1]), probes.reshape(-1)
+    else:
+        _, qr, qc, _ = probe_pairs(p, xq, kq, np.ones(len(kq), bool), threads, True, upper=bq, slack=1.0 + 1e-6)
+    qr, qb = pair_buckets(p.plan, kq, qr, qc)
+    slot = np.searchsorted(present, qb)
+    here = (slot < len(present)) & (present[np.minimum(slot, len(present) - 1)] == qb)
+    qr, slot = qr[here], slot[here]
+    order = np.argsort(slot, kind="stable")
+    qr, slot = qr[order], slot[order]
+    cuts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1], True]) if len(slot) else np.array([0])
+    k = p.k
+    # Each (query, bucket) pair fills k columns of its query's row of candidates.
+    n_pairs = np.bincount(qr, minlength=len(kq))
+    width = int(n_pairs.max(initial=0))
+    by_query = np.argsort(qr, kind="stable")
+    col = np.empty(len(qr), dtype=np.int64)
+    col[by_query] = np.arange(len(qr)) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
+    rows = np.full((len(kq), width * k), -1, dtype=np.int64)
+    dist = np.full((len(kq), width * k), np.inf)
+    takes = np.zeros((len(kq), width * k), dtype=np.int64)
+    set_threads(threads)
+    for a, e in zip(cuts[:-1], cuts[1:]):
+        t = slot[a]
+        qs, cs = qr[a:e], col[a:e][:, None] * k + np.arange(k)
+        lo, hi = starts[t], ends[t]
+        ci, d2, take = search_bucket(xd[lo:hi], kd[lo:hi], md[lo:hi], xq[qs], kq[qs], k, BUCKET_EXTRA)
+        rows[qs[:, None], cs] = np.where(ci >= 0, ci + lo, -1)
+        dist[qs[:, None], cs] = d2
+        takes[qs[:, None], cs] = take
+    # Each query's k nearest over its buckets (a row is in one bucket per query).
+    key = np.where(rows >= 0, kd[np.maximum(rows, 0)], np.iinfo(np.int64).max)
+    order = np.lexsort((key, dist), axis=-1)
+    rows, dist, takes = (np.take_along_axis(v, order, axis=1) for v in (rows, dist, takes))
+    keep, take, _ = take_k(takes, k)
+    qi, c = np.nonzero(keep)
+    di, d2, take = rows[qi, c], dist[qi, c], take[qi, c]
+    # A candidate beyond the query's upper bound cannot be among its k nearest.
+    near = d2 <= (bq[qi] * (1.0 + 1e-9)) ** 2
+    qi, di, d2, take = qi[near], di[near], d2[near], take[near]
+    return pd.DataFrame(
+        {"qkey": kq[qi], "qcls": cq[qi], "nkey": kd[di], "ncls": cd[di], "d2": d2, "mult": take}
+    )
+
+
+def search_bucket(xd, kd, md, xq, kq, k, extra):
+    """Exact top-``k`` of one bucket for each query (multiplicities counted, never the
+    query itself); data rows sorted by key.
+
+    Returns ``(len(xq), k)`` arrays: data row (-1 = none), exact squared distance and
+    copies taken, kept entries first in (distance, key) order.
+    """
+    n_d = len(xd)
+    width = min(n_d, k + 1 + extra)
+    if width == n_d or n_d * len(xq) <= _BRUTE_PAIRS:
+        cand, d2 = brute_candidates(xd, xq, min(n_d, k + 1))
+        return compact(cand, d2, md, kd, kq, k)
+    center = xd.mean(0)
+    xdc = np.ascontiguousarray(xd - center, dtype=np.float32)
+    xqc = np.ascontiguousarray(xq - center, dtype=np.float32)
+    f32, cand = faiss_ops.flat_search(xdc, xqc, width)
+    d2 = pair_d2(xq, xd[cand])
+    order = np.lexsort((cand, d2), axis=-1)  # rows are sorted by key: ties by key
+    cand = np.take_along_axis(cand, order, axis=1)
+    d2 = np.take_along_axis(d2, order, axis=1)
+    keep, _, total = take_k(md[cand] - (kd[cand] == kq[:, None]), k)
+    # Could a row FAISS left out (float32 rounding) tie with or beat a kept one?  Then
+    # that query is searched again by float64 brute force.
+    last = np.where(keep, d2, -np.inf).max(axis=1)
+    eta = float32_slack(xqc, xdc)
+    bad = np.flatnonzero((last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < k))
+    if len(bad):
+        bc, bd2 = brute_candidates(xd, xq[bad], min(n_d, k + 1))
+        pad = cand.shape[1] - bc.shape[1]
+        cand[bad] = np.pad(bc, ((0, 0), (0, pad)), constant_values=0)
+        d2[bad] = np.pad(bd2, ((0, 0), (0, pad)), constant_values=np.inf)
+    return compact(cand, d2, md, kd, kq, k)
+
+
+def merge_edges(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFrame:
+    edges = merge_partial(pdf, p.k)
+    if p.finish is None:
+        return edges
+    return p.finish(edges, p.finish_args)
+
