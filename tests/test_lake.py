@@ -143,22 +143,80 @@ def test_delta_input_pinned_version_and_where_rows(lake, tmp_path, capsys):
 # -- the same job on the real clusters ---------------------------------------------------
 
 
-def test_dask_cluster_and_spark_write_the_same_delta_partition(lake, tmp_path, capsys, dask_cluster, spark):
-    expected = _expected(DAYS[1])
+def _check_split(train: pd.DataFrame, test: pd.DataFrame, day: str, seed: int = 4) -> None:
+    """Disjoint, union = input, no synthetic row in test, exact per-class fractions,
+    and the train side resampled exactly as resampling it alone would."""
+    source = _day_frame(day)
+    original = train[~train["syn"]].drop(columns="syn")
+    assert_same_rows(pd.concat([original, test], ignore_index=True), source)  # a partition of the input
+    assert test["y"].value_counts().to_dict() == {0: 48, 1: 6}  # round(0.2 * 240), round(0.2 * 30)
+    assert "syn" not in test.columns  # the test split is never resampled
+    expected = SMOTE(random_state=seed).resample(original.reset_index(drop=True), label="y", indicator="syn")
+    assert_same_rows(train, expected)
+
+
+def test_split_before_resampling_local(lake, tmp_path, capsys):
+    dst = tmp_path / "out"
+    argv = _job(lake, dst, DAYS[1], "--engine", "local", "--format", "delta", "--test-fraction", "0.2",
+                "--indicator", "syn", "--split-seed", "11")
+    for _ in range(2):  # a retry gives the same split and replaces the partition
+        code, out, err = _run(capsys, *argv)
+        assert code == 0, err
+    train, test = _delta(dst / "train").drop(columns="dt"), _delta(dst / "test").drop(columns="dt")
+    _check_split(train, test, DAYS[1])
+    from deltalake import DeltaTable
+
+    assert DeltaTable(str(dst / "test")).version() == 1 and len(DeltaTable(str(dst / "test")).file_uris()) == 1
+    doc = json.loads((dst / "_distsmote_manifest.json").read_text())
+    assert doc["split"] == {"test_fraction": 0.2, "stratify": True, "seed": 11}
+    assert doc["splits"]["test"]["after"] == {"0": 48, "1": 6} and doc["splits"]["test"]["rows_generated"] == 0
+    assert doc["splits"]["train"]["before"] == {"0": 192, "1": 24}
+    assert "test split (not resampled): 54 rows" in out
+    other = tmp_path / "other-seed"
+    assert _run(capsys, *_job(lake, other, DAYS[1], "--engine", "local", "--test-fraction", "0.2",
+                              "--split-seed", "12"))[0] == 0
+    assert not pd.read_parquet(other / "test").equals(test)  # the split seed matters
+
+
+def test_split_in_config_and_api(lake, tmp_path):
+    from distsmote.config import load_config
+    from distsmote.job import run_job
+
+    conf = tmp_path / "job.yaml"
+    conf.write_text(f"input: {lake}\noutput: {tmp_path / 'out'}\nlabel: y\nengine: local\nseed: 4\n"
+                    f"where: \"dt = '{DAYS[0]}'\"\npartition_by: [dt]\nformat: parquet\n"
+                    "test_fraction: 0.2\nstratify: true\nsplit_seed: 0\nindicator: syn\n")
+    summary = run_job(load_config(conf), progress=False)
+    assert summary.manifest["splits"]["test"]["rows"] == 54
+    train = pd.read_parquet(tmp_path / "out" / "train" / f"dt={DAYS[0]}")
+    test = pd.read_parquet(tmp_path / "out" / "test" / f"dt={DAYS[0]}")
+    _check_split(train, test, DAYS[0])
+
+
+def test_dask_cluster_and_spark_write_the_same_tables(lake, tmp_path, capsys, dask_cluster, spark):
+    """The whole daily job (split, Delta partitions, a retry, Parquet partitions) on the
+    real clusters: the same split and rows as the local engine, one copy after a retry."""
+    argv = ["--test-fraction", "0.2", "--indicator", "syn"]
+    local = tmp_path / "local"
+    assert _run(capsys, *_job(lake, local, DAYS[1], "--engine", "local", "--format", "delta", *argv))[0] == 0
+    want = {s: _delta(local / s) for s in ("train", "test")}
     for engine, extra in [("dask", ["--scheduler", dask_cluster.address]), ("spark", [])]:
         dst = tmp_path / f"delta-{engine}"
         for _ in range(2):  # the retry leaves one copy
-            code, _, err = _run(capsys, *_job(lake, dst, DAYS[1], "--engine", engine, "--format", "delta", *extra))
+            code, _, err = _run(capsys, *_job(lake, dst, DAYS[1], "--engine", engine, "--format", "delta",
+                                              *argv, *extra))
             assert code == 0, f"{engine}: {err}"
-        got = _delta(dst)
-        assert set(got["dt"].astype(str)) == {DAYS[1]}
-        assert_same_rows(got.drop(columns="dt"), expected)
+        for side in ("train", "test"):
+            got = _delta(dst / side)
+            assert set(got["dt"].astype(str)) == {DAYS[1]}
+            assert_same_rows(got, want[side])
+        _check_split(want["train"].drop(columns="dt"), want["test"].drop(columns="dt"), DAYS[1])
         pq_dst = tmp_path / f"parquet-{engine}"
         code, _, err = _run(capsys, *_job(lake, pq_dst, DAYS[1], "--engine", engine, *extra))
         assert code == 0, f"{engine}: {err}"
-        assert_same_rows(pd.read_parquet(pq_dst / f"dt={DAYS[1]}"), expected)
+        assert_same_rows(pd.read_parquet(pq_dst / f"dt={DAYS[1]}"), _expected(DAYS[1]))
         doc = json.loads((dst / "_distsmote_manifest.json").read_text())
-        assert doc["engine"] == engine and doc["splits"]["output"]["after"] == {"0": 240, "1": 240}
+        assert doc["engine"] == engine and doc["splits"]["train"]["after"] == {"0": 192, "1": 192}
 
 
 def test_spark_reads_delta_and_hive_with_where(lake, tmp_path, capsys, spark):
