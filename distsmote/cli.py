@@ -78,21 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``distsmote`` argument parser."""
     from distsmote import __version__
 
-    parser = argparse.ArgumentParser(prog="distsmote", description="Rebalance class-imbalanced Parquet data with the SMOTE family.")
+    parser = argparse.ArgumentParser(prog="distsmote", description="Rebalance class-imbalanced Parquet and Delta tables with the SMOTE family.")
     parser.add_argument("--version", action="version", version=f"distsmote {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser(
-        "resample", help="resample a Parquet file or dataset into a new dataset",
+        "resample", help="resample a Parquet dataset or Delta table (partition) into a new one",
         usage="distsmote resample --input PATH --output PATH --label COLUMN [options]\n"
               "       distsmote resample --config JOB.yaml [options]",
     )
     req = r.add_argument_group(
         "required (each may instead come from --config as input:, output:, label:)"
     )
-    req.add_argument("--input", metavar="PATH", help="Parquet file or dataset directory (local path or URL)")
+    req.add_argument("--input", metavar="PATH",
+                     help="Parquet file, Parquet dataset directory or Delta table (local path or URL)")
     req.add_argument("--output", metavar="PATH",
-                     help="output dataset directory; must not exist unless --overwrite, "
-                          "and must not equal, contain or sit inside the input")
+                     help="output dataset directory or Delta table; must not exist unless --overwrite "
+                          "or --partition-by, and must not equal, contain or sit inside the input")
     req.add_argument("--label", metavar="COLUMN", help="class column")
     _add_job_flags(r)
     _add_table_flags(r)

@@ -269,6 +269,7 @@ class DaskEngine(Engine):
             processes=True,
             host="127.0.0.1",
             scheduler_kwargs={"dashboard": False},
+            dashboard_address=":0",  # never a fixed port another cluster may hold
             memory_limit=config.dask.memory_limit,
             silence_logs=level,
         ) as cluster, Client(cluster) as client, \
