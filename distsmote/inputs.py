@@ -133,6 +133,7 @@ def resolve_input(path: str, *, fmt: str = "auto", where: str | None = None,
         schema, widened, sizes = _footers(files)
     partition = _single_values(path, [parts[i] for i in selected], types, where)
     row_filter = [c for c in conds if c.column not in types]
+    _check_literals(row_filter, schema, where)
     return Source(path, fmt, files, sizes, schema, widened, partition, types, row_filter, version, where)
 
 
@@ -227,6 +228,24 @@ def _select(path: str, files: list[str], parts: list[dict], types: dict, schema:
         raise WhereError(f"--where {where!r} matches no {what} of input {redact(path)!r}"
                          + (f"; its partitions: {listing}" if shown else " (the table is empty)"))
     return selected
+
+
+def _check_literals(conds: list[Condition], schema: pa.Schema | None, where: str | None) -> None:
+    """Refuse a row condition whose value cannot compare with its column's type."""
+    if schema is None:
+        return
+    for c in conds:
+        typ = schema.field(c.column).type
+        values = c.value if c.op == "in" else (c.value,)
+        numeric = pa.types.is_integer(typ) or pa.types.is_floating(typ)
+        text = pa.types.is_string(typ) or pa.types.is_large_string(typ)
+        bad = [v for v in values if (numeric and (isinstance(v, str) or isinstance(v, bool)))
+               or (text and not isinstance(v, str))]
+        if bad:
+            raise WhereError(
+                f"--where {where!r} compares column {c.column!r} ({typ}) with {bad[0]!r}; "
+                + ("write the number unquoted" if numeric else "quote the text, e.g. 'abc'")
+            )
 
 
 def _single_values(path: str, parts: list[dict], types: dict, where: str | None) -> dict:

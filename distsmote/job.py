@@ -154,6 +154,16 @@ def _split(config: JobConfig, frame: Any) -> tuple[Any, Any]:
                             seed=config.split_seed)
 
 
+def _check_rows(engine: Any, frame: Any, config: JobConfig) -> None:
+    from distsmote.where import WhereError
+
+    if config.label not in engine.columns(frame):
+        return  # the sampler names the missing label
+    stats = engine.label_stats(frame, config.label, [])
+    if not stats.counts and not stats.null_labels:
+        raise WhereError(f"--where {config.where!r} matches no row of input {redact(config.input)!r}")
+
+
 def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
             state: JobState | None = None) -> JobSummary:
     """Run one resampling job end to end: validate, read, split, resample, commit, record.
@@ -188,6 +198,8 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
                 found = [c for c in engine.columns(frame) if c in source.partition_types]
                 if found:  # a reader that found them in the paths: not features
                     frame = engine.drop(frame, found)
+                if source.row_filter:  # one pass: a --where that keeps no row is bad input
+                    _check_rows(engine, frame, config)
                 frames: dict[str, Any] = {}
                 if config.test_fraction is not None:
                     train, frames["test"] = _split(config, frame)

@@ -224,11 +224,9 @@ def test_spark_reads_delta_and_hive_with_where(lake, tmp_path, capsys, spark):
     assert _run(capsys, *_job(lake, table, DAYS[0], "--engine", "local", "--format", "delta"))[0] == 0
     out = tmp_path / "out"
     code, _, err = _run(capsys, "resample", "--input", table, "--output", out, "--label", "y", "--engine", "spark",
-                        "--where", f"dt = '{DAYS[0]}' AND f1 < 100", "--sampler", "tomek-links", "--quiet")
+                        "--where", f"dt = '{DAYS[0]}' AND f1 < 100", "--seed", "5", "--quiet")
     assert code == 0, err
-    from distsmote import TomekLinks
-
-    assert_same_rows(pd.read_parquet(out), TomekLinks().resample(_expected(DAYS[0]), label="y"))
+    assert_same_rows(pd.read_parquet(out), SMOTE(random_state=5).resample(_expected(DAYS[0]), label="y"))
 
 
 # -- concurrent runs ----------------------------------------------------------------------
@@ -244,7 +242,7 @@ def _cli(*argv, faults: str = "") -> subprocess.Popen:
 def test_concurrent_runs_on_one_partition_one_commits_the_other_fails(lake, tmp_path):
     dst = tmp_path / "delta"
     first = _job(lake, dst, DAYS[1], "--engine", "local", "--format", "delta")
-    assert _cli(*first).wait(timeout=120) == 0  # the table exists at version 0
+    assert main([str(a) for a in first]) == 0  # the table exists at version 0
     slow = _cli(*first, faults="delta.commit=sleep:6")  # reads version 0, then waits before committing
     fast_argv = [*first[:first.index("--seed") + 1], "9", *first[first.index("--seed") + 2:]]
     import time
@@ -273,7 +271,7 @@ def test_concurrent_runs_on_one_partition_one_commits_the_other_fails(lake, tmp_
 def test_kill_during_commit_keeps_previous_version_and_rerun_succeeds(lake, tmp_path, fmt, point):
     dst = tmp_path / "out"
     argv = _job(lake, dst, DAYS[1], "--engine", "local", "--format", fmt)
-    assert _cli(*_job(lake, dst, DAYS[1], "--engine", "local", "--format", fmt, "--sampler", "enn")).wait(60) == 0
+    assert main([str(a) for a in _job(lake, dst, DAYS[1], "--engine", "local", "--format", fmt, "--sampler", "enn")]) == 0
     before = _delta(dst) if fmt == "delta" else pd.read_parquet(dst)
     proc = _cli(*argv, faults=f"{point}=kill")
     assert proc.wait(timeout=120) == -9
@@ -312,6 +310,10 @@ def test_bad_input_is_one_line_with_nothing_written(lake, tmp_path, capsys):
     assert "matches no partition" in msg and f"dt={DAYS[0]}" in msg  # a missing partition
     msg = _refused(capsys, tmp_path, dst, *base, "--where", "day = '2026-11-27'")
     assert "'day'" in msg and "does not have" in msg
+    msg = _refused(capsys, tmp_path, dst, *base, "--where", f"dt = '{DAYS[0]}' AND f0 > 1000")
+    assert msg == f"distsmote: error: --where \"dt = '{DAYS[0]}' AND f0 > 1000\" matches no row of input '{lake}'"
+    msg = _refused(capsys, tmp_path, dst, *base, "--where", f"dt = '{DAYS[0]}' AND f0 > 'a'")
+    assert "compares column 'f0' (double) with 'a'; write the number unquoted" in msg
     msg = _refused(capsys, tmp_path, dst, *base)
     assert "spans 2 values of partition column 'dt'" in msg
     msg = _refused(capsys, tmp_path, dst, *base, "--where", f"dt = '{DAYS[0]}'", "--partition-by", "f0")
