@@ -395,3 +395,21 @@ def test_spark_engine_uses_the_active_session(spark):
     from distsmote.engines.spark import SparkEngine
 
     assert SparkEngine().spark is spark
+
+
+def test_two_runs_creating_one_table_one_commits(tmp_path):
+    """The first day of a new table: both runs saw no table; the second create fails."""
+    import pyarrow as pa
+
+    from distsmote.delta import ConcurrentRunError, DeltaWrite
+    from distsmote.engines.files import write_table
+
+    data = pa.table({"x": [1.0, 2.0], "y": [0, 1]})
+    path = str(tmp_path / "new")
+    first, second = (DeltaWrite(path, {"dt": DAYS[0]}, {"dt": pa.string()}) for _ in range(2))
+    parts = [write_table(data, w.directory, token, 0, "y") for w, token in ((first, "a"), (second, "b"))]
+    assert first.commit([parts[0]], data.schema, {"m": "1"}) == 0
+    with pytest.raises(ConcurrentRunError, match="another run committed to Delta table .* partition dt="):
+        second.commit([parts[1]], data.schema, {"m": "2"})
+    rows = _delta(path)
+    assert len(rows) == 2 and parts[0].counts == {0: 1, 1: 1}
