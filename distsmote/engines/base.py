@@ -5,6 +5,11 @@ supply schema inspection, one aggregation pass for class statistics, a filtered 
 of a small subset, broadcast, task-based generation and union.  Every primitive that
 returns data to the driver returns something small by construction, and reports its
 progress as a :func:`distsmote.progress.stage` (log lines; a bar on a terminal).
+
+A job (:mod:`distsmote.job`) also asks its engine to start or join its cluster
+(:meth:`Engine.open`), to read a :class:`distsmote.inputs.Source` (:meth:`Engine.read`),
+to write part files (:meth:`Engine.write_parts`) and for the filesystem that commits
+them (:meth:`Engine.store`), so no code outside the engines branches on the engine.
 """
 
 from __future__ import annotations
