@@ -353,13 +353,37 @@ class SparkEngine(Engine):
                                   ("rows", pa.int64()), ("counts", pa.string())]),
             )
 
-        with self._stage("write"):
-            rows = frame.mapInArrow(run, out_schema).collect()  # one small row per part file
+        with self._stage("write"):  # one small row per part file
+            rows = _interruptible(lambda: frame.mapInArrow(run, out_schema).collect())
         return [PartFile(r["path"], r["name"], int(r["size"]), int(r["rows"]),
                          {normalise_label(k): int(n) for k, n in json.loads(r["counts"])}) for r in rows]
 
     def arrow_schema(self, frame: DataFrame) -> Any:
         return to_arrow_schema(frame.schema)
+
+
+def _interruptible(call: Any) -> Any:
+    """Run a long, blocking driver call in a thread that inherits the caller's job group
+    and local properties, while the calling thread waits in Python: a SIGTERM or Ctrl-C
+    is then handled at once (the engine cancels the jobs), whichever thread the OS gave
+    the signal to."""
+    from pyspark import InheritableThread
+
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            out["error"] = exc
+
+    thread = InheritableThread(target=target, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.25)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _write_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema, directory: str, token: str,
