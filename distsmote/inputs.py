@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from distsmote.paths import redact
-from distsmote.reading import InputFileError, data_files, read_footer, unify_schemas
+from distsmote.reading import InputFileError, data_files, read_footer
 from distsmote.where import Condition, WhereError, parse_where
 
 log = logging.getLogger("distsmote")
@@ -195,16 +195,13 @@ def _cast(value: str | None, typ: pa.DataType) -> Any:
 
 def _footers(files: list[str]) -> tuple[pa.Schema, bool, list[int]]:
     import fsspec
-    from concurrent.futures import ThreadPoolExecutor
+
+    from distsmote.reading import unify_files
 
     fs, _ = fsspec.core.url_to_fs(files[0])
     roots = [fsspec.core.url_to_fs(f)[1] for f in files]
-    with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
-        schemas = list(pool.map(lambda f: read_footer(fs, f), roots))
-        sizes = list(pool.map(lambda f: int(fs.size(f)), roots))
-    schema = unify_schemas([(redact(f), s) for f, s in zip(files, schemas)])
-    widened = any(any(s.field(f.name).type != f.type for f in schema) for s in schemas)
-    return schema, widened, sizes
+    schema, widened = unify_files(fs, roots)
+    return schema, widened, [int(fs.size(f)) for f in roots]
 
 
 def _select(path: str, files: list[str], parts: list[dict], types: dict, schema: pa.Schema | None,
