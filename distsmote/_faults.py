@@ -27,8 +27,9 @@ Points used by distsmote: ``plan`` (driver, before generation is planned),
 ``generate`` (each generation task), ``generate.emitted`` (Spark: after a generation
 task has handed its rows on, i.e. mid-write), ``join.search`` (each kNN-join search
 task), ``shuffle`` (Dask: the sending side of each shuffle), ``write`` (each Dask/local
-part-file write), and ``commit.<step>`` (each step of the output commit, see
-:mod:`distsmote.io`).
+part-file write), ``commit.<step>`` (each step of the output commit, see :mod:`distsmote.commit`), and
+``delta.commit`` / ``delta.committed`` (just before and after a Delta transaction, see
+:mod:`distsmote.delta`).
 """
 
 from __future__ import annotations

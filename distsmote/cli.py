@@ -1,4 +1,4 @@
-"""Command-line interface: ``distsmote resample`` and ``distsmote demo``.
+"""Command-line interface: ``distsmote resample``, ``distsmote inspect`` and ``distsmote demo``.
 
 Errors exit with status 2 and one line on stderr (``--verbose``, alias ``--debug``,
 shows the traceback).  Ctrl-C exits with 130 and SIGTERM with 143 (128 + the signal
@@ -11,157 +11,19 @@ import argparse
 import logging
 import re
 import sys
-import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from distsmote.config import SAMPLER_NAMES, ConfigError, JobConfig, load_config, make_sampler
+from distsmote.config import SAMPLER_NAMES, ConfigError, load_config
+from distsmote.job import JobState, JobSummary, run_job  # noqa: F401 - re-exported
 from distsmote.paths import redact
-from distsmote.sessions import Terminated, engine_context, signal_guard, spark_interrupted
+from distsmote.sessions import Terminated
 
 log = logging.getLogger("distsmote")
 
 
-@dataclass
-class JobSummary:
-    """What a finished job reports."""
-
-    engine: str
-    sampler: str
-    before: dict
-    after: dict
-    rows_written: int
-    seconds: float
-
-    def render(self) -> str:
-        """A short human-readable table."""
-        classes = sorted(set(self.before) | set(self.after), key=repr)
-        width = max([len(repr(c)) for c in classes] + [5])
-        lines = [f"{'class':<{width}}  {'before':>12}  {'after':>12}"]
-        for c in classes:
-            lines.append(f"{c!r:<{width}}  {self.before.get(c, 0):>12,}  {self.after.get(c, 0):>12,}")
-        lines.append(
-            f"{self.sampler} on {self.engine}: wrote {self.rows_written:,} rows in {self.seconds:.1f}s"
-        )
-        return "\n".join(lines)
-
-
-# -- the job ----------------------------------------------------------------------------
-
-
-def _class_counts(engine: str, path: str, label: str, session: Any) -> dict:
-    """Class counts of a written dataset, reading only the label column."""
-    from distsmote._strategy import normalise_label
-
-    if engine == "spark":
-        rows = session.read.parquet(path).groupBy(label).count().collect()
-        return {normalise_label(r[0]): int(r[1]) for r in rows}
-    import pyarrow.dataset as ds
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(path)
-    table = ds.dataset(root, filesystem=fs, format="parquet").to_table(columns=[label])
-    counts = table.column(label).value_counts().to_pylist()
-    return {normalise_label(d["values"]): int(d["counts"]) for d in counts}
-
-
-@dataclass
-class JobState:
-    """How far a job got (read by the CLI when it is interrupted)."""
-
-    committed: bool = False
-
-
-def _inspect_input(config: JobConfig) -> Any:
-    """Check the input's files and schemas on the driver (footers only).
-
-    Spark may read URLs that fsspec cannot open, or opens with other credentials
-    (``s3a://`` without s3fs, ``hdfs://``): for a Spark input that is not a local path,
-    a failure to look is not an error; the check is skipped (logged) and Spark reads the
-    input itself.  Problems found in the files are errors on every engine.
-    """
-    from distsmote.paths import split_scheme
-    from distsmote.reading import InputFileError, inspect_input
-
-    scheme, _ = split_scheme(config.input)
-    if config.engine != "spark" or scheme in ("", "file", "local"):
-        return inspect_input(config.input)
-    try:
-        return inspect_input(config.input)
-    except InputFileError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - fsspec cannot look; Spark may still read it
-        log.info("input files not checked before reading (%s); Spark reads %s directly",
-                 one_line(exc), redact(config.input))
-        return None
-
-
-def _prepare_output(store: Any, config: JobConfig) -> None:
-    """Recover from killed runs, then refuse an existing output unless ``overwrite``."""
-    from distsmote.commit import OutputExistsError, recover
-
-    recover(store, config.output, protect=(config.input,))
-    if store.exists(config.output) and not config.overwrite:
-        raise OutputExistsError(
-            f"output {redact(config.output)!r} already exists; pass --overwrite to replace it"
-        )
-
-
-def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
-            state: JobState | None = None) -> JobSummary:
-    """Run one resampling job end to end: validate, read, resample, commit, summarise.
-
-    Nothing is written before the paths are checked (the output may not equal, contain
-    or sit inside the input, on any engine), the input's footers agree, and leftovers of
-    killed runs on the output are recovered.  SIGTERM raises :class:`Terminated`.
-    """
-    from distsmote import commit, io
-    from distsmote.paths import check_distinct
-
-    state = state if state is not None else JobState()
-    config.require_paths()
-    check_distinct(config.input, config.output)
-    sampler = make_sampler(config.sampler, config.seed)
-    t0 = time.perf_counter()
-    with signal_guard() as guarded:
-        info = _inspect_input(config)
-        store = None
-        if config.engine != "spark":
-            store = commit.FsspecStore(config.output)
-            _prepare_output(store, config)
-        with engine_context(config, verbose=verbose, watch=guarded, progress=progress) as handle:
-            if store is None:
-                store = commit.HadoopStore(handle)
-                if info is None and not store.exists(config.input):
-                    raise FileNotFoundError(f"input {redact(config.input)!r} does not exist")
-                _prepare_output(store, config)
-            schema = info.schema if info is not None and info.widened else None
-            frame = io.read_parquet(config.engine, config.input, handle, schema=schema)
-            resampled = sampler.resample(
-                frame, label=config.label, indicator=config.indicator,
-                categorical=config.categorical, passthrough=config.passthrough,
-                partition_columns=config.partition_columns, id_column=config.id_column,
-            )
-            before = dict(sampler.class_counts_)
-            owner = commit.Owner.new()
-            staging = commit.sibling(config.output, "staging", owner)
-            try:
-                log.info("writing %s", redact(config.output))
-                io.write_parquet(config.engine, resampled, staging)
-                commit.commit(store, staging, config.output, config.overwrite, owner,
-                              on_commit=lambda: setattr(state, "committed", True))
-            except BaseException as exc:
-                if config.engine == "spark" and isinstance(exc, (KeyboardInterrupt, Terminated)):
-                    spark_interrupted(handle)
-                commit.abort(store, config.output, owner)
-                raise
-            after = _class_counts(config.engine, config.output, config.label, handle)
-    return JobSummary(
-        config.engine, type(sampler).__name__, before, after, sum(after.values()),
-        time.perf_counter() - t0,
-    )
+# -- the job: distsmote.job.run_job (engine-blind) ---------------------------------------
 
 
 # -- argument parsing -------------------------------------------------------------------
@@ -211,27 +73,49 @@ def _add_job_flags(p: argparse.ArgumentParser) -> None:
                    help="show tracebacks and engine logs (--debug is an alias)")
 
 
+def _add_table_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-format", choices=["auto", "parquet", "delta"],
+                   help="input kind (default auto: a Delta table if it has a _delta_log)")
+    p.add_argument("--format", choices=["parquet", "delta"], help="output kind (default parquet)")
+    p.add_argument("--where", metavar="EXPR",
+                   help="select partitions and rows, e.g. \"dt = '2026-11-27'\" (AND, IN, =, !=, <, >)")
+    p.add_argument("--version", type=int, metavar="N", help="Delta input: read table version N (default latest)")
+    p.add_argument("--partition-by", type=_columns, metavar="COLS",
+                   help="output partition columns (comma-separated): input partition columns that "
+                        "--where selects one value of; a rerun replaces exactly that partition")
+    p.add_argument("--test-fraction", type=float, metavar="F",
+                   help="hold out this fraction as OUTPUT/test before resampling OUTPUT/train")
+    p.add_argument("--stratify", action=argparse.BooleanOptionalAction, default=None,
+                   help="stratify the split by the label (default: yes)")
+    p.add_argument("--split-seed", type=int, metavar="N", help="seed of the train/test split (default 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``distsmote`` argument parser."""
     from distsmote import __version__
 
-    parser = argparse.ArgumentParser(prog="distsmote", description="Rebalance class-imbalanced Parquet data with the SMOTE family.")
+    parser = argparse.ArgumentParser(prog="distsmote", description="Rebalance class-imbalanced Parquet and Delta tables with the SMOTE family.")
     parser.add_argument("--version", action="version", version=f"distsmote {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser(
-        "resample", help="resample a Parquet file or dataset into a new dataset",
+        "resample", help="resample a Parquet dataset or Delta table (partition) into a new one",
         usage="distsmote resample --input PATH --output PATH --label COLUMN [options]\n"
               "       distsmote resample --config JOB.yaml [options]",
     )
     req = r.add_argument_group(
         "required (each may instead come from --config as input:, output:, label:)"
     )
-    req.add_argument("--input", metavar="PATH", help="Parquet file or dataset directory (local path or URL)")
+    req.add_argument("--input", metavar="PATH",
+                     help="Parquet file, Parquet dataset directory or Delta table (local path or URL)")
     req.add_argument("--output", metavar="PATH",
-                     help="output dataset directory; must not exist unless --overwrite, "
-                          "and must not equal, contain or sit inside the input")
+                     help="output dataset directory or Delta table; must not exist unless --overwrite "
+                          "or --partition-by, and must not equal, contain or sit inside the input")
     req.add_argument("--label", metavar="COLUMN", help="class column")
     _add_job_flags(r)
+    _add_table_flags(r)
+    i = sub.add_parser("inspect", help="print the run manifest of an output as a table")
+    i.add_argument("output", metavar="OUTPUT", help="the OUTPUT of a run (a dataset, a Delta table, or a split's root)")
+    i.add_argument("--json", action="store_true", help="print the manifest as JSON")
     d = sub.add_parser("demo", help="write a demo dataset and resample it")
     d.add_argument("--workdir", default="distsmote-demo", help="where the demo input and output go")
     d.add_argument("--rows", type=int, default=200_000, help="rows of demo data")
@@ -272,6 +156,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "dask.n_workers": args.n_workers,
         "dask.no_workers_timeout": args.no_workers_timeout,
         "spark.master": args.spark_master,
+        **{k: getattr(args, k, None) for k in ("input_format", "format", "where", "version", "partition_by",
+                                                "test_fraction", "stratify", "split_seed")},
         **params,
     }
 
@@ -299,6 +185,8 @@ def _setup_logging(quiet: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``distsmote`` command."""
     args = build_parser().parse_args(argv)
+    if args.command == "inspect":
+        return _inspect(args)
     _setup_logging(args.quiet)
     try:
         return _main(args)
@@ -306,6 +194,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for handler in [h for h in log.handlers if getattr(h, "_distsmote_cli", False)]:
             log.removeHandler(handler)
         log.propagate = True
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from distsmote.manifest import read_manifest, render
+
+    try:
+        doc = read_manifest(args.output)
+    except Exception as exc:  # one clear line
+        print(f"distsmote: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    print(json.dumps(doc, indent=2) if args.json else render(doc))
+    return 0
 
 
 def _interrupted(what: str, state: JobState) -> str:

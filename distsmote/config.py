@@ -98,6 +98,22 @@ class JobConfig(_Strict):
     partition_columns: list[str] | None = None
     id_column: str | None = None
     overwrite: bool = False
+    #: Input format: ``auto`` (a Delta table if it has a ``_delta_log``), ``parquet``, ``delta``.
+    input_format: Literal["auto", "parquet", "delta"] = "auto"
+    #: Output format: a Parquet dataset or a Delta Lake table.
+    format: Literal["parquet", "delta"] = "parquet"
+    #: Partitions (and rows) to read, e.g. ``"dt = '2026-11-27'"`` (see distsmote.where).
+    where: str | None = None
+    #: Delta input: the table version to read (default: the latest).
+    version: int | None = Field(default=None, ge=0)
+    #: Output partition columns: input partition columns, one value each in the selection.
+    partition_by: list[str] = Field(default_factory=list)
+    #: Hold out this fraction of the rows as OUTPUT/test before resampling OUTPUT/train.
+    test_fraction: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
+    #: Stratify the train/test split by the label (per-class fractions exact to one row).
+    stratify: bool = True
+    #: Seed of the train/test split (independent of the resampling seed).
+    split_seed: int = Field(default=0, ge=0)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     dask: DaskConfig = Field(default_factory=DaskConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)

@@ -120,12 +120,17 @@ def inspect_input(path: str) -> InputInfo:
         raise InputFileError(
             f"no Parquet files under {redact(path)!r} (names starting with '_' or '.' are ignored)"
         )
+    schema, widened = unify_files(fs, files)
+    return InputInfo(files=files, schema=schema, widened=widened)
+
+
+def unify_files(fs: Any, files: list[str]) -> tuple[pa.Schema, bool]:
+    """Read the files' footers (in parallel) and unify them: ``(schema, widened)``."""
     with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
         schemas = list(pool.map(lambda f: read_footer(fs, f), files))
     named = [(_display(fs, f), s) for f, s in zip(files, schemas)]
     schema = unify_schemas(named)
-    widened = any(not _same_types(s, schema) for s in schemas)
-    return InputInfo(files=files, schema=schema, widened=widened)
+    return schema, any(not _same_types(s, schema) for s in schemas)
 
 
 def _same_types(schema: pa.Schema, target: pa.Schema) -> bool:

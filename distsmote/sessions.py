@@ -1,17 +1,16 @@
-"""Engine sessions for a job: a Dask client or cluster, a SparkSession, and signals.
+"""What a job's engine session needs besides the engine: signals and a worker watch.
 
-A job runs inside :func:`engine_context`, which starts or joins the engine, and inside
-:func:`signal_guard`, which turns SIGTERM (sent by Airflow, Kubernetes and ``timeout``)
-into :class:`Terminated` in the main thread, so that a stopped job cleans up like one
-interrupted with Ctrl-C.  A watch thread fails a Dask job whose scheduler has had no
-worker for ``dask.no_workers_timeout`` seconds.
+A job runs inside its engine's ``open`` (``Engine.open``: start or join a cluster) and
+inside :func:`signal_guard`, which turns SIGTERM (sent by Airflow, Kubernetes and
+``timeout``) into :class:`Terminated` in the main thread, so that a stopped job cleans
+up like one interrupted with Ctrl-C.  :func:`watch_workers` fails a Dask job whose
+scheduler has had no worker for ``dask.no_workers_timeout`` seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import sys
 import threading
@@ -19,7 +18,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from distsmote.config import JobConfig
 from distsmote.paths import redact
 
 log = logging.getLogger("distsmote")
@@ -109,110 +107,21 @@ class _WorkerWatch(threading.Thread):
                 return
 
 
-# -- engines ----------------------------------------------------------------------------
+# -- worker watch -------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def dask_client(config: JobConfig, watch: bool = False, verbose: bool = False) -> Iterator[Any]:
-    """Connect to ``dask.scheduler``, or start an embedded local cluster on 127.0.0.1.
-
-    With ``watch``, a thread fails the job (in the main thread) when no worker has been
-    connected for ``dask.no_workers_timeout`` seconds.
-    """
-    from distributed import Client, LocalCluster
-
-    @contextlib.contextmanager
-    def watched(client: Any, address: str) -> Iterator[Any]:
-        watcher = _WorkerWatch(client, address, config.dask.no_workers_timeout) if watch else None
-        if watcher is not None:
-            watcher.start()
-        try:
-            yield client
-        finally:
-            if watcher is not None:
-                watcher.stopped.set()
-
-    if config.dask.scheduler:
-        with Client(config.dask.scheduler) as client, watched(client, config.dask.scheduler) as c:
-            yield c
-        return
-    n_workers = config.dask.n_workers or max(1, (os.cpu_count() or 1) // config.dask.threads_per_worker)
-    level = logging.WARNING if verbose else logging.CRITICAL  # task tracebacks only with --verbose
-    for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
-        logging.getLogger(name).setLevel(level)
-    with LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=config.dask.threads_per_worker,
-        processes=True,
-        host="127.0.0.1",
-        scheduler_kwargs={"dashboard": False},
-        memory_limit=config.dask.memory_limit,
-        silence_logs=level,
-    ) as cluster, Client(cluster) as client, watched(client, cluster.scheduler_address) as c:
-        log.info("embedded Dask cluster: %d workers × %d threads", n_workers, config.dask.threads_per_worker)
-        yield c
-
-
-@contextlib.contextmanager
-def spark_session(config: JobConfig, verbose: bool = False, progress: bool = True) -> Iterator[Any]:
-    """Get (or create) the SparkSession; under spark-submit its master is used.
-
-    A session that was already active (a notebook's, a test's) is used as is and left
-    running; one created here is stopped at the end, and its log level is ``WARN`` with
-    ``verbose``, else ``FATAL`` (task failures and retries are not printed: a job that
-    fails says why in one line).
-    """
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        yield active
-        return
-    builder = SparkSession.builder.appName(config.spark.app_name)
-    master = config.spark.master
-    if not master and not os.environ.get("SPARK_ENV_LOADED") and "spark.master" not in config.spark.conf:
-        # Not under spark-submit.  local[*,4]: a failed task is retried (up to 4
-        # attempts), as on a cluster; plain local[*] would fail the job at once.
-        master = os.environ.get("MASTER", "local[*,4]")
-    if master:
-        builder = builder.master(master)
-    if master and master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
-        os.environ["PYSPARK_PYTHON"] = sys.executable  # local workers use this interpreter
-    if "spark.ui.showConsoleProgress" not in config.spark.conf:  # Spark's own stage bar
-        builder = builder.config("spark.ui.showConsoleProgress", str(progress and _is_tty()).lower())
-    for key, value in config.spark.conf.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("WARN" if verbose else "FATAL")
+def watch_workers(client: Any, address: str, timeout: float, enabled: bool = True) -> Iterator[None]:
+    """While the block runs, fail the job (in the main thread) when ``client``'s
+    scheduler has had no worker for ``timeout`` seconds (``dask.no_workers_timeout``)."""
+    watcher = _WorkerWatch(client, address, timeout) if enabled else None
+    if watcher is not None:
+        watcher.start()
     try:
-        yield session
-    except (KeyboardInterrupt, Terminated):
-        spark_interrupted(session)
-        raise
+        yield
     finally:
-        session.stop()
-
-
-def spark_interrupted(session: Any) -> None:
-    """Make a SparkSession usable again after a signal interrupted a call into the JVM.
-
-    PySpark pins one py4j connection per Python thread.  A signal handler that raises
-    in the middle of a call leaves that connection waiting for an answer, which the
-    next call would read as its own.  Drop (close) it, so the next call opens a fresh
-    one, and cancel the running jobs so that no task writes on.
-    """
-    try:
-        client = session.sparkContext._gateway._gateway_client
-        connection = client.get_thread_connection()
-        if connection is not None:
-            client.thread_connection.connection = None
-            connection.close()
-    except Exception:  # noqa: BLE001 - best effort; not every gateway pins threads
-        log.debug("could not reset the py4j connection", exc_info=True)
-    try:
-        session.sparkContext.cancelAllJobs()
-    except Exception:  # noqa: BLE001
-        log.debug("could not cancel Spark jobs", exc_info=True)
+        if watcher is not None:
+            watcher.stopped.set()
 
 
 def _is_tty() -> bool:
@@ -220,18 +129,3 @@ def _is_tty() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-@contextlib.contextmanager
-def engine_context(
-    config: JobConfig, verbose: bool = False, watch: bool = False, progress: bool = True
-) -> Iterator[Any]:
-    """Yield the engine handle (None, a Dask client or a SparkSession)."""
-    if config.engine == "dask":
-        with dask_client(config, watch=watch, verbose=verbose) as client:
-            yield client
-    elif config.engine == "spark":
-        with spark_session(config, verbose=verbose, progress=progress) as session:
-            yield session
-    else:
-        yield None

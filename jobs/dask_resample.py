@@ -7,8 +7,11 @@ Usage::
         [--config conf/dask.yaml] [--seed 42] ...
 
 Without ``--scheduler`` (or ``dask.scheduler`` in the config) an embedded local cluster
-is started.  The workers need distsmote installed.  All ``distsmote resample`` flags are
-accepted; the engine is always Dask.
+is started.  The workers need distsmote installed.
+The input may be a Parquet dataset or a Delta table; the daily lake job adds
+e.g. ``--where "dt = '2026-11-27'" --partition-by dt --format delta --test-fraction 0.2``
+(see the README's "Daily job on a data lake" and ``jobs/airflow_dag.py``).  All
+``distsmote resample`` flags are accepted; the engine is always Dask.
 
 Exit status: 0 on success, 2 on an error (one line), 130 on Ctrl-C, 143 on SIGTERM.
 With no worker connected for ``--no-workers-timeout`` seconds (``dask.no_workers_timeout``,

@@ -134,16 +134,16 @@ def test_existing_output_is_kept_unless_overwrite(dataset, tmp_path, capsys):
 
 def test_failure_during_write_leaves_nothing(dataset, tmp_path, capsys, monkeypatch):
     """A write that dies half-way leaves no output and no staging directory."""
-    from distsmote import io
+    from distsmote.engines.local import LocalEngine
 
     _, src = dataset
-    real_write = io.write_parquet
+    real_write = LocalEngine.write_parts
 
-    def write_then_die(engine, frame, path):
-        real_write(engine, frame, path)
+    def write_then_die(self, frame, directory, **kwargs):
+        real_write(self, frame, directory, **kwargs)
         raise OSError("disk full")
 
-    monkeypatch.setattr(io, "write_parquet", write_then_die)
+    monkeypatch.setattr(LocalEngine, "write_parts", write_then_die)
     dst = tmp_path / "out"
     code, _, err = _run(capsys, "resample", "--input", src, "--output", str(dst), "--label", "y", "--engine", "local")
     assert code == 2 and "disk full" in err
@@ -163,7 +163,8 @@ def test_fsspec_urls(capsys):
     assert code == 0, err
     assert fs.exists("/lake/balanced/_SUCCESS")
     assert not [p for p in fs.ls("/lake") if ".staging" in p["name"]]
-    with fs.open("/lake/balanced/part-00000.parquet", "rb") as fh:
+    [part] = fs.glob("/lake/balanced/part-*.parquet")
+    with fs.open(part, "rb") as fh:
         result = pd.read_parquet(fh)
     assert_same_rows(result, SMOTE(random_state=1).resample(frame, label="y"))
     fs.rm("/lake", recursive=True)

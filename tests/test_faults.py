@@ -28,7 +28,8 @@ import pandas as pd
 import pytest
 
 from distsmote import SMOTE, SMOTETomek, TomekLinks
-from distsmote import io
+from distsmote.engines.dask import DaskEngine
+from distsmote.engines.spark import SparkEngine
 
 from _data import assert_same_rows, make_frame
 
@@ -95,7 +96,7 @@ def _spark_run(spark, source: str, sampler: str, dst: Path) -> tuple[pd.DataFram
     frame = spark.read.parquet(source)
     with _job_group(spark) as failed_tasks:
         out = SAMPLERS[sampler]().resample(frame, label="y")
-        io.write_parquet("spark", out, str(dst))
+        SparkEngine(spark).write_parts(out, str(dst))
         n_failed = failed_tasks()
     return _read(dst), n_failed
 
@@ -198,7 +199,7 @@ def _dask_run(source: str, sampler: str, dst: Path) -> pd.DataFrame:
 
     frame = dd.read_parquet(source)
     out = SAMPLERS[sampler]().resample(frame, label="y")
-    io.write_parquet("dask", out, str(dst))
+    DaskEngine().write_parts(out, str(dst))
     return _read(dst)
 
 

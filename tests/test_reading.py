@@ -163,12 +163,13 @@ def test_widening_dask(widened, tmp_path, capsys, dask_cluster):
 
 def test_widening_spark(widened, spark):
     """Spark reads every file with the unified types (the rest of a run is engine-blind)."""
-    from distsmote import io
+    from distsmote.engines.spark import SparkEngine
+    from distsmote.inputs import resolve_input
 
     whole, src = widened
-    info = inspect_input(str(src))
-    assert info.widened
-    frame = io.read_parquet("spark", str(src), spark, schema=info.schema)
+    source = resolve_input(str(src))
+    assert source.widened
+    frame = SparkEngine(spark).read(source)
     assert dict(frame.dtypes) == {"f0": "double", "f1": "double", "f2": "double", "y": "bigint"}
     assert_same_rows(frame.toPandas(), whole)  # 230 rows
 
@@ -177,15 +178,15 @@ def test_spark_inputs_fsspec_cannot_open_skip_the_footer_check(caplog):
     """Hadoop-only URLs (no s3fs/adlfs/libhdfs here) are left to Spark, not refused."""
     import logging
 
-    from distsmote.cli import _inspect_input
     from distsmote.config import load_config
+    from distsmote.job import resolve_source
 
     for url in ("s3a://bucket/train", "abfs://c@acct.dfs.core.windows.net/train", "hdfs://nn:8020/train"):
         config = load_config(None, {"input": url, "output": url + "_out", "label": "y", "engine": "spark"})
         with caplog.at_level(logging.INFO, logger="distsmote"):
-            assert _inspect_input(config) is None
+            assert resolve_source(config).files is None
         assert "input files not checked before reading" in caplog.text
         caplog.clear()
         dask_config = load_config(None, {"input": url, "output": url + "_out", "label": "y", "engine": "dask"})
         with pytest.raises(Exception):
-            _inspect_input(dask_config)
+            resolve_source(dask_config)

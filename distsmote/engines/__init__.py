@@ -35,4 +35,23 @@ def engine_for(frame: Any) -> Engine:
     )
 
 
-__all__ = ["Engine", "engine_for"]
+#: Engine names (``--engine``) → ``(module, class)``, imported on first use.
+ENGINES = {
+    "local": ("distsmote.engines.local", "LocalEngine"),
+    "dask": ("distsmote.engines.dask", "DaskEngine"),
+    "spark": ("distsmote.engines.spark", "SparkEngine"),
+}
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The engine class called ``name`` (``"local"``, ``"dask"``, ``"spark"``)."""
+    import importlib
+
+    try:
+        module, cls = ENGINES[name]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; choose one of {sorted(ENGINES)}") from None
+    return getattr(importlib.import_module(module), cls)
+
+
+__all__ = ["ENGINES", "Engine", "engine_class", "engine_for"]

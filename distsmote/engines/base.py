@@ -5,12 +5,18 @@ supply schema inspection, one aggregation pass for class statistics, a filtered 
 of a small subset, broadcast, task-based generation and union.  Every primitive that
 returns data to the driver returns something small by construction, and reports its
 progress as a :func:`distsmote.progress.stage` (log lines; a bar on a terminal).
+
+A job (:mod:`distsmote.job`) also asks its engine to start or join its cluster
+(:meth:`Engine.open`), to read a :class:`distsmote.inputs.Source` (:meth:`Engine.read`),
+to write part files (:meth:`Engine.write_parts`) and for the filesystem that commits
+them (:meth:`Engine.store`), so no code outside the engines branches on the engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +164,48 @@ class Engine(ABC):
     @abstractmethod
     def drop(self, frame: Any, columns: Sequence[str]) -> Any:
         """Drop columns."""
+
+    # -- sessions and I/O: the job's (distsmote.job); samplers never call these ------
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, config: Any, *, verbose: bool = False, watch: bool = False,
+             progress: bool = True) -> Iterator["Engine"]:
+        """Start or join this engine for a job (a ``JobConfig``); yield an engine bound to it.
+
+        ``watch``: fail the job (in the main thread) when the engine loses all its
+        workers for good.  ``progress``: the engine may show its own progress bar.
+        """
+        yield cls()
+
+    def read(self, source: Any) -> Any:
+        """A lazy frame of a :class:`distsmote.inputs.Source`: its files, read with its
+        schema when types were widened, its row filter pushed down to the reader."""
+        raise NotImplementedError(f"the {self.name} engine cannot read datasets")
+
+    def write_parts(self, frame: Any, directory: str, *, label: str | None = None,
+                    token: str = "run") -> list[Any]:
+        """Write ``frame`` as Parquet part files into ``directory``, one per task.
+
+        File names depend only on ``token`` and the task's number, so a retried task
+        overwrites its own file.  Returns the :class:`distsmote.engines.files.PartFile`
+        of each file (with the class counts of ``label``); only this small list reaches
+        the driver.
+        """
+        raise NotImplementedError(f"the {self.name} engine cannot write datasets")
+
+    def arrow_schema(self, frame: Any) -> Any:
+        """The ``pyarrow.Schema`` the frame's part files will have (no data is computed)."""
+        raise NotImplementedError
+
+    def store(self, url: str) -> Any:
+        """The :class:`distsmote.commit.Store` that commits outputs at ``url``."""
+        from distsmote.commit import FsspecStore
+
+        return FsspecStore(url)
+
+    def interrupted(self) -> None:
+        """Make the engine usable again after a signal interrupted the driver."""
 
 
 def numeric_dtype(dtype: Any) -> np.dtype | None:

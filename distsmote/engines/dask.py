@@ -7,9 +7,11 @@ so a worker that dies is replaced by recomputing from the graph, never from a lo
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -125,9 +127,25 @@ def _add_column(pdf: pd.DataFrame, name: str, fn: ColumnFn, payload: Any) -> pd.
 
 
 class DaskEngine(Engine):
-    """Primitives over :class:`dask.dataframe.DataFrame`."""
+    """Primitives over :class:`dask.dataframe.DataFrame`.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        The client that runs this engine's I/O.  ``None``: the current client
+        (``distributed.default_client()``), or Dask's local scheduler if there is none,
+        as xgboost's Dask module does.
+    """
 
     name = "dask"
+
+    def __init__(self, client: Any = None) -> None:
+        self._explicit_client = client
+
+    @property
+    def client(self) -> Any:
+        """The explicit client, else the current one (``None``: the local scheduler)."""
+        return self._explicit_client if self._explicit_client is not None else _client()
 
     def columns(self, frame: "dd.DataFrame") -> dict[str, np.dtype | None]:
         return {str(c): numeric_dtype(t) for c, t in frame.dtypes.items()}
@@ -218,3 +236,88 @@ class DaskEngine(Engine):
 
     def drop(self, frame, columns):
         return frame.drop(columns=list(columns))
+
+    # -- session and I/O ---------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, config: Any, *, verbose: bool = False, watch: bool = False,
+             progress: bool = True) -> Iterator["DaskEngine"]:
+        """Connect to ``dask.scheduler``, or start an embedded local cluster on 127.0.0.1.
+
+        With ``watch``, a thread fails the job (in the main thread) when no worker has
+        been connected for ``dask.no_workers_timeout`` seconds.
+        """
+        from distributed import Client, LocalCluster
+
+        from distsmote.sessions import watch_workers
+
+        log = logging.getLogger("distsmote")
+        timeout = config.dask.no_workers_timeout
+        if config.dask.scheduler:
+            with Client(config.dask.scheduler) as client, \
+                    watch_workers(client, config.dask.scheduler, timeout, watch):
+                yield cls(client)
+            return
+        n_workers = config.dask.n_workers or max(1, (os.cpu_count() or 1) // config.dask.threads_per_worker)
+        level = logging.WARNING if verbose else logging.CRITICAL  # task tracebacks only with --verbose
+        for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
+            logging.getLogger(name).setLevel(level)
+        with LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=config.dask.threads_per_worker,
+            processes=True,
+            host="127.0.0.1",
+            scheduler_kwargs={"dashboard": False},
+            dashboard_address=":0",  # never a fixed port another cluster may hold
+            memory_limit=config.dask.memory_limit,
+            silence_logs=level,
+        ) as cluster, Client(cluster) as client, \
+                watch_workers(client, cluster.scheduler_address, timeout, watch):
+            log.info("embedded Dask cluster: %d workers × %d threads", n_workers,
+                     config.dask.threads_per_worker)
+            yield cls(client)
+
+    def read(self, source: Any) -> "dd.DataFrame":
+        from distsmote.where import filter_pandas
+
+        files = source.files if source.files is not None else source.path
+        filters = [c.dnf() for c in source.row_filter] or None
+        frame = dd.read_parquet(files, filters=filters)
+        if source.widened and source.schema is not None:
+            # dask reads each file with its own types (meta from the first): cast lazily
+            frame = frame.astype(_numeric_dtypes(source.schema))
+        if source.row_filter:
+            frame = frame.map_partitions(filter_pandas, source.row_filter, meta=frame._meta)
+        return frame
+
+    def write_parts(self, frame, directory: str, *, label: str | None = None,
+                    token: str = "run") -> list[Any]:
+        from distsmote.engines.files import write_pandas
+
+        writer = dask.delayed(write_pandas, pure=True)
+        jobs = [writer(part, directory, token, i, label) for i, part in enumerate(frame.to_delayed())]
+        client = self.client
+        if client is None:  # no distributed client: the local scheduler
+            with stage("write", total=len(jobs), unit="partitions") as st:
+                parts = list(dask.compute(*jobs))
+                st.advance(len(jobs), sum(p.rows for p in parts))
+            return parts
+        return follow(client.compute(jobs), "write", unit="partitions", count=lambda p: p.rows)
+
+    def arrow_schema(self, frame) -> Any:
+        import pyarrow as pa
+
+        return pa.Schema.from_pandas(frame._meta, preserve_index=False)
+
+
+def _numeric_dtypes(schema: Any) -> dict[str, Any]:
+    """numpy dtypes of a schema's int and float columns (the only ones that widen)."""
+    import pyarrow as pa
+
+    return {
+        f.name: f.type.to_pandas_dtype()
+        for f in schema
+        if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+    }
+

@@ -160,3 +160,36 @@ class LocalEngine(Engine):
 
     def drop(self, frame: pd.DataFrame, columns) -> pd.DataFrame:
         return frame.drop(columns=list(columns))
+
+    # -- I/O ---------------------------------------------------------------------------
+
+    def read(self, source: Any) -> pd.DataFrame:
+        from distsmote.where import filter_pandas
+
+        import fsspec
+        import pyarrow.parquet as pq
+
+        schema = source.schema if source.widened else None
+        files = source.files if source.files is not None else [source.path]
+        fs, _ = fsspec.core.url_to_fs(files[0])
+        paths = [fsspec.core.url_to_fs(f)[1] for f in files]
+        filters = [c.dnf() for c in source.row_filter] or None
+        table = pq.read_table(paths if len(paths) > 1 else paths[0], filesystem=fs, schema=schema,
+                              partitioning=None, filters=filters)
+        frame = table.to_pandas()
+        return filter_pandas(frame, source.row_filter).reset_index(drop=True)
+
+    def write_parts(self, frame: pd.DataFrame, directory: str, *, label: str | None = None,
+                    token: str = "run") -> list[Any]:
+        from distsmote.engines.files import write_pandas
+
+        with stage("write", total=1, unit="partitions") as st:
+            part = write_pandas(frame, directory, token, 0, label)
+            st.advance(1, part.rows)
+        return [part]
+
+    def arrow_schema(self, frame: pd.DataFrame) -> Any:
+        import pyarrow as pa
+
+        return pa.Schema.from_pandas(frame.iloc[:0], preserve_index=False)
+

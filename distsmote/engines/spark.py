@@ -8,6 +8,10 @@ task recomputes identical rows (nothing depends on ``rand()`` or round-robin ord
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -114,7 +118,11 @@ class SparkEngine(Engine):
 
     name = "spark"
 
-    def __init__(self, spark: SparkSession) -> None:
+    def __init__(self, spark: SparkSession | None = None) -> None:
+        if spark is None:
+            spark = SparkSession.getActiveSession()
+            if spark is None:
+                raise RuntimeError("no active SparkSession: create one, or pass it as SparkEngine(spark)")
         self.spark = spark
 
     def _arrow_schema(self, schema: T.StructType) -> pa.Schema:
@@ -285,3 +293,170 @@ class SparkEngine(Engine):
 
     def drop(self, frame: DataFrame, columns) -> DataFrame:
         return frame.drop(*columns)
+
+    # -- session and I/O ---------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, config: Any, *, verbose: bool = False, watch: bool = False,
+             progress: bool = True) -> Iterator["SparkEngine"]:
+        """Use the active SparkSession, or create one (under spark-submit, its master).
+
+        A session that was already active (a notebook's, a test's) is used as is and
+        left running; one created here is stopped at the end, and its log level is
+        ``WARN`` with ``verbose``, else ``FATAL`` (task failures and retries are not
+        printed: a job that fails says why in one line).
+        """
+        from distsmote.sessions import Terminated, _is_tty
+
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            yield cls(active)
+            return
+        builder = SparkSession.builder.appName(config.spark.app_name)
+        master = config.spark.master
+        if not master and not os.environ.get("SPARK_ENV_LOADED") and "spark.master" not in config.spark.conf:
+            # Not under spark-submit.  local[*,4]: a failed task is retried (up to 4
+            # attempts), as on a cluster; plain local[*] would fail the job at once.
+            master = os.environ.get("MASTER", "local[*,4]")
+        if master:
+            builder = builder.master(master)
+        if master and master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+            os.environ["PYSPARK_PYTHON"] = sys.executable  # local workers use this interpreter
+        if "spark.ui.showConsoleProgress" not in config.spark.conf:  # Spark's own stage bar
+            builder = builder.config("spark.ui.showConsoleProgress", str(progress and _is_tty()).lower())
+        for key, value in config.spark.conf.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("WARN" if verbose else "FATAL")
+        engine = cls(session)
+        try:
+            yield engine
+        except (KeyboardInterrupt, Terminated):
+            engine.interrupted()
+            raise
+        finally:
+            session.stop()
+
+    def interrupted(self) -> None:
+        spark_interrupted(self.spark)
+
+    def store(self, url: str) -> Any:
+        from distsmote.commit import HadoopStore
+
+        return HadoopStore(self.spark)
+
+    def read(self, source: Any) -> DataFrame:
+        from distsmote.where import to_sql
+
+        reader = self.spark.read
+        if source.widened and source.schema is not None:
+            from pyspark.sql.pandas.types import from_arrow_schema
+
+            reader = reader.schema(from_arrow_schema(source.schema))
+        frame = reader.parquet(*source.files) if source.files is not None else reader.parquet(source.path)
+        return frame.where(to_sql(source.row_filter)) if source.row_filter else frame
+
+    def write_parts(self, frame: DataFrame, directory: str, *, label: str | None = None,
+                    token: str = "run") -> list[Any]:
+        import json
+
+        from distsmote.engines.files import PartFile
+
+        arrow_schema = to_arrow_schema(frame.schema)
+        out_schema = "path string, name string, size long, rows long, counts string"
+
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            from pyspark import TaskContext
+
+            part = _write_batches(batches, arrow_schema, directory, token,
+                                  TaskContext.get().partitionId(), label)
+            counts = json.dumps([[k, n] for k, n in part.counts.items()])
+            yield pa.RecordBatch.from_pylist(
+                [{"path": part.path, "name": part.name, "size": part.size, "rows": part.rows, "counts": counts}],
+                schema=pa.schema([("path", pa.string()), ("name", pa.string()), ("size", pa.int64()),
+                                  ("rows", pa.int64()), ("counts", pa.string())]),
+            )
+
+        with self._stage("write"):  # one small row per part file
+            rows = _interruptible(lambda: frame.mapInArrow(run, out_schema).collect())
+        return [PartFile(r["path"], r["name"], int(r["size"]), int(r["rows"]),
+                         {normalise_label(k): int(n) for k, n in json.loads(r["counts"])}) for r in rows]
+
+    def arrow_schema(self, frame: DataFrame) -> Any:
+        return to_arrow_schema(frame.schema)
+
+
+def _interruptible(call: Any) -> Any:
+    """Run a long, blocking driver call in a thread that inherits the caller's job group
+    and local properties, while the calling thread waits in Python: a SIGTERM or Ctrl-C
+    is then handled at once (the engine cancels the jobs), whichever thread the OS gave
+    the signal to."""
+    from pyspark import InheritableThread
+
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            out["error"] = exc
+
+    thread = InheritableThread(target=target, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.25)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def _write_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema, directory: str, token: str,
+                   index: int, label: str | None) -> Any:
+    """Stream one Spark partition's batches into one part file (see ``engines.files``)."""
+    import posixpath
+
+    import fsspec
+    import pyarrow.parquet as pq
+
+    from distsmote.engines.files import PartFile, dictionary_columns, label_counts, part_name
+
+    fs, root = fsspec.core.url_to_fs(directory)
+    fs.makedirs(root, exist_ok=True)
+    fault_point("write")
+    name = part_name(token, index)
+    path = posixpath.join(root, name)
+    rows, counts = 0, {}
+    with fs.open(path, "wb") as fh, pq.ParquetWriter(fh, schema, use_dictionary=dictionary_columns(schema)) as w:
+        for batch in batches:
+            batch = pa.Table.from_batches([batch]).cast(schema)
+            w.write_table(batch)
+            rows += batch.num_rows
+            for k, n in label_counts(batch, label).items():
+                counts[k] = counts.get(k, 0) + n
+    url = posixpath.join(directory.rstrip("/"), name)
+    return PartFile(url, name, int(fs.size(path)), rows, counts)
+
+
+def spark_interrupted(session: Any) -> None:
+    """Make a SparkSession usable again after a signal interrupted a call into the JVM.
+
+    PySpark pins one py4j connection per Python thread.  A signal handler that raises
+    in the middle of a call leaves that connection waiting for an answer, which the
+    next call would read as its own.  Drop (close) it, so the next call opens a fresh
+    one, and cancel the running jobs so that no task writes on.
+    """
+    log = logging.getLogger("distsmote")
+    try:
+        client = session.sparkContext._gateway._gateway_client
+        connection = client.get_thread_connection()
+        if connection is not None:
+            client.thread_connection.connection = None
+            connection.close()
+    except Exception:  # noqa: BLE001 - best effort; not every gateway pins threads
+        log.debug("could not reset the py4j connection", exc_info=True)
+    try:
+        session.sparkContext.cancelAllJobs()
+    except Exception:  # noqa: BLE001
+        log.debug("could not cancel Spark jobs", exc_info=True)
+

@@ -66,12 +66,11 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``evaluate`` (or ``demo --evaluate``); print the best samplers and the report path."""
-    from distsmote import io
     from distsmote.config import load_config
+    from distsmote.engines import engine_class
     from distsmote.evaluate.protocol import run_evaluation
     from distsmote.evaluate.report import best_table, best_samplers, write_report
     from distsmote.paths import check_distinct
-    from distsmote.sessions import engine_context
 
     if args.command == "demo":
         from distsmote.datasets import CHURN_LABEL, make_churn
@@ -89,8 +88,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise FileExistsError(f"report directory {report!r} already exists; pass --overwrite to replace it")
     config = load_config(args.config, _overrides(args))
     seed = 0 if config.seed is None else config.seed
-    with engine_context(config, verbose=args.verbose, progress=not args.quiet) as handle:
-        frame = io.read_parquet(config.engine, source, handle)
+    from distsmote.inputs import resolve_input
+
+    table = resolve_input(source)
+    with engine_class(config.engine).open(config, verbose=args.verbose, progress=not args.quiet) as engine:
+        frame = engine.read(table)
         ev = run_evaluation(frame, label, args.samplers, args.models, test_fraction=args.test_fraction,
                             cv=args.cv, seed=seed, in_memory_limit=args.in_memory_limit)
     page = write_report(ev, report, overwrite=True)
