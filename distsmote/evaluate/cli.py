@@ -46,7 +46,7 @@ def add_evaluation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samplers", default=",".join(DEFAULT_SAMPLERS),
                    help=f"comma-separated; 'none' is the baseline (default {','.join(DEFAULT_SAMPLERS)})")
     p.add_argument("--models", default="lr,dt,rf", help="comma-separated among lr, dt, rf (default all)")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="hold-out test share (default 0.2)")
+    p.add_argument("--test-fraction", type=float, help="hold-out test share (default 0.2)")
     p.add_argument("--cv", type=int, help="stratified k-fold with this many folds instead of hold-out")
     p.add_argument("--screenshot", metavar="PNG",
                    help="also save a PNG of the rendered report (needs Debian's chromium)")
@@ -93,7 +93,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     table = resolve_input(source)
     with engine_class(config.engine).open(config, verbose=args.verbose, progress=not args.quiet) as engine:
         frame = engine.read(table)
-        ev = run_evaluation(frame, label, args.samplers, args.models, test_fraction=args.test_fraction,
+        fraction = 0.2 if args.test_fraction is None else args.test_fraction
+        ev = run_evaluation(frame, label, args.samplers, args.models, test_fraction=fraction,
                             cv=args.cv, seed=seed, in_memory_limit=args.in_memory_limit)
     page = write_report(ev, report, overwrite=True)
     print(best_table(best_samplers(ev.metrics)).to_string(index=False))
