@@ -110,7 +110,11 @@ class ParquetOutput(Output):
 
     def commit(self, parts: list[PartFile], data_schema: pa.Schema, manifest: dict) -> dict:
         from distsmote import commit
+        from distsmote.engines.files import keep_only
 
+        stray = keep_only(self.staging, parts)
+        if stray:
+            log.info("removed %d file(s) of failed task attempts: %s", len(stray), ", ".join(stray))
         commit.commit(self.store, self.staging, self.target, self.overwrite or bool(self.partition),
                       self.owner, on_commit=lambda: setattr(self, "committed", True))
         return {"path": redact(self.target)}

@@ -2,10 +2,10 @@
 end with ``dag.test()`` twice for one logical date (one copy of the partition is left).
 
 Airflow pins its own packages (and installs pyspark-client, which clashes with pyspark),
-so it lives in its own virtualenv: ``.ci/run`` creates ``.venv-airflow`` and names its
-interpreter in ``DISTSMOTE_AIRFLOW_PYTHON``.  The DAG's Dask task runs the job script in
-this interpreter (which has distsmote).  Locally, without that virtualenv, these tests
-are skipped; in CI (``CI`` set) its absence is a failure.
+so it lives in its own virtualenv: ``DISTSMOTE_AIRFLOW_PYTHON`` names its interpreter, or
+else the test creates ``.venv-airflow`` beside the repository on first use, with the
+``airflow`` extra's packages (a few minutes, once).  The DAG's Dask task runs the job
+script in the test's own interpreter, which has distsmote.
 """
 
 from __future__ import annotations
@@ -40,13 +40,29 @@ for _ in range(int(sys.argv[2])):
 """
 
 
+def _airflow_requirements() -> list[str]:
+    """The ``airflow`` extra of pyproject.toml (the one list of Airflow's packages)."""
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)["project"]["optional-dependencies"]["airflow"]
+
+
 def _airflow_python() -> str:
-    found = os.environ.get("DISTSMOTE_AIRFLOW_PYTHON") or str(ROOT / ".venv-airflow" / "bin" / "python")
-    if not Path(found).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"the Airflow virtualenv is missing ({found}); .ci/run creates it")
-        pytest.skip(f"no Airflow virtualenv at {found} (.ci/run creates .venv-airflow)")
-    return found
+    """The Airflow virtualenv's interpreter: ``DISTSMOTE_AIRFLOW_PYTHON``, else
+    ``.venv-airflow`` beside the repository, created here on first use."""
+    named = os.environ.get("DISTSMOTE_AIRFLOW_PYTHON")
+    if named:
+        assert Path(named).exists(), f"DISTSMOTE_AIRFLOW_PYTHON={named} does not exist"
+        return named
+    venv = ROOT / ".venv-airflow"
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "airflow").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+        proc = subprocess.run([str(python), "-m", "pip", "install", "-q", *_airflow_requirements()],
+                              capture_output=True, text=True, timeout=1500)
+        assert proc.returncode == 0, f"installing Airflow into {venv} failed:\n{proc.stderr[-3000:]}"
+    return str(python)
 
 
 def test_daily_dag_dask_path_twice_leaves_one_partition(tmp_path):

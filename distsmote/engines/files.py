@@ -2,15 +2,25 @@
 
 Every engine writes a frame the same way: each task (a Dask partition, a Spark
 partition, the whole pandas frame) writes one Parquet file whose name depends only on
-the run's token and the task's number, so a retried task overwrites its own file and
-never adds a second copy.  The task returns a :class:`PartFile`, a few numbers, so the
-driver can commit the files (a directory rename, or one Delta transaction) and report
-class counts without reading the output back.
+the run's token, the task's number and its attempt, so a retried task never adds a
+second copy of its rows.  The file is written under a hidden temporary name and renamed
+when complete, so a part file is never half-written.  The task returns a
+:class:`PartFile`, a few numbers, so the driver can commit the files (a directory
+rename, or one Delta transaction) and report class counts without reading the output
+back.
+
+Only the files that successful attempts reported are committed.  A failed attempt can
+outlive its failure: on Spark, when one Python worker of a task fails, the writer of the
+same task may see a normal end of its input and finish a file with part of the rows.
+That file has its own attempt's name, so it can never replace the good one, and
+:func:`keep_only` removes it before a Parquet commit (a Delta commit lists its files).
 """
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +52,45 @@ class PartFile:
     counts: dict = field(default_factory=dict)
 
 
-def part_name(token: str, index: int) -> str:
-    """``part-<token>-<index>.parquet``: the same for every attempt of one task."""
-    return f"part-{token}-{index:05d}.parquet"
+def part_name(token: str, index: int, attempt: int = 0) -> str:
+    """``part-<token>-<index>.parquet`` for a task's first attempt, with ``-a<attempt>``
+    before the suffix for a retry."""
+    retry = f"-a{attempt}" if attempt else ""
+    return f"part-{token}-{index:05d}{retry}.parquet"
+
+
+@contextlib.contextmanager
+def published(fs: Any, root: str, name: str) -> Iterator[Any]:
+    """Open ``root/name`` for writing under a hidden temporary name; rename it into
+    place when the block completes, remove it if the block fails."""
+    path = posixpath.join(root, name)
+    tmp = posixpath.join(root, f".{name}.tmp")
+    try:
+        with fs.open(tmp, "wb") as fh:
+            yield fh
+        fs.mv(tmp, path)
+    except BaseException:
+        try:
+            fs.rm(tmp)
+        except Exception:  # noqa: BLE001 - best effort; hidden files are never read
+            pass
+        raise
+
+
+def keep_only(directory: str, parts: list["PartFile"]) -> list[str]:
+    """Remove the part files and temporary files in ``directory`` that no successful
+    attempt reported (files of failed attempts); return their names."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(directory)
+    keep = {p.name for p in parts}
+    stray = []
+    for path in fs.ls(root, detail=False):
+        name = posixpath.basename(path.rstrip("/"))
+        if name not in keep and (name.startswith("part-") or name.startswith(".part-")):
+            fs.rm(path)
+            stray.append(name)
+    return stray
 
 
 def dictionary_columns(schema: Any) -> list[str]:
@@ -89,11 +135,11 @@ def write_table(table: Any, directory: str, token: str, index: int, label: str |
     fs.makedirs(root, exist_ok=True)
     fault_point("write")
     name = part_name(token, index)
-    path = posixpath.join(root, name)
-    with fs.open(path, "wb") as fh:
+    with published(fs, root, name) as fh:
         pq.write_table(table, fh, use_dictionary=dictionary_columns(table.schema))
     url = posixpath.join(directory.rstrip("/"), name)
-    return PartFile(url, name, int(fs.size(path)), table.num_rows, label_counts(table, label))
+    return PartFile(url, name, int(fs.size(posixpath.join(root, name))), table.num_rows,
+                    label_counts(table, label))
 
 
 def write_pandas(pdf: Any, directory: str, token: str, index: int, label: str | None) -> PartFile:

@@ -369,8 +369,9 @@ class SparkEngine(Engine):
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             from pyspark import TaskContext
 
+            task = TaskContext.get()
             part = _write_batches(batches, arrow_schema, directory, token,
-                                  TaskContext.get().partitionId(), label)
+                                  task.partitionId(), task.attemptNumber(), label)
             counts = json.dumps([[k, n] for k, n in part.counts.items()])
             yield pa.RecordBatch.from_pylist(
                 [{"path": part.path, "name": part.name, "size": part.size, "rows": part.rows, "counts": counts}],
@@ -412,22 +413,22 @@ def _interruptible(call: Any) -> Any:
 
 
 def _write_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema, directory: str, token: str,
-                   index: int, label: str | None) -> Any:
+                   index: int, attempt: int, label: str | None) -> Any:
     """Stream one Spark partition's batches into one part file (see ``engines.files``)."""
     import posixpath
 
     import fsspec
     import pyarrow.parquet as pq
 
-    from distsmote.engines.files import PartFile, dictionary_columns, label_counts, part_name
+    from distsmote.engines.files import PartFile, dictionary_columns, label_counts, part_name, published
 
     fs, root = fsspec.core.url_to_fs(directory)
     fs.makedirs(root, exist_ok=True)
     fault_point("write")
-    name = part_name(token, index)
+    name = part_name(token, index, attempt)
     path = posixpath.join(root, name)
     rows, counts = 0, {}
-    with fs.open(path, "wb") as fh, pq.ParquetWriter(fh, schema, use_dictionary=dictionary_columns(schema)) as w:
+    with published(fs, root, name) as fh, pq.ParquetWriter(fh, schema, use_dictionary=dictionary_columns(schema)) as w:
         for batch in batches:
             batch = pa.Table.from_batches([batch]).cast(schema)
             w.write_table(batch)
