@@ -101,7 +101,7 @@ class Manifest:
         knn: dict[str, Any] = {"requested": _jsonable(params.get("knn", "auto"))}
         if join is not None:
             knn["join"] = _jsonable(join)
-        knn["recall"] = "exact" if knn["requested"] == "exact" else "not measured"
+        knn["recall"] = _recall(sampler, knn["requested"], join is not None)
         return _jsonable({
             "distsmote_manifest": 1,
             "started": self.started,
@@ -215,3 +215,18 @@ def render(doc: dict) -> str:
         for c in classes:
             lines.append(f"  {c:<{width}}  {split['before'].get(c, 0):>12,}  {split['after'].get(c, 0):>12,}")
     return "\n".join(lines)
+
+
+def _recall(sampler: Any, requested: Any, joined: bool) -> Any:
+    """The kNN recall to record: ``"exact"``, ``{class: recall@k}`` measured on a sample
+    of each approximate per-class index, or ``"not measured"`` (a kNN join's)."""
+    if requested == "exact":
+        return "exact"
+    over = getattr(sampler, "smote_", sampler)  # a combined sampler's oversampler
+    joined = joined or hasattr(sampler, "smote_")
+    measured = {str(c): round(float(r), 4) for c, r in (getattr(over, "knn_recall_", None) or {}).items()}
+    if measured and not joined:
+        return measured
+    if not measured and not joined:
+        return "exact"  # every index was exact (small classes under knn='auto')
+    return {"oversampling": measured or "exact", "join": "not measured"}

@@ -371,7 +371,7 @@ def test_manifest_and_inspect(lake, tmp_path, capsys):
     assert out["rows_generated"] == 210 and out["rows_removed"] == 0 and out["output"]["delta_version"] == 0
     assert doc["versions"]["distsmote"] and doc["versions"]["faiss-cpu"] and doc["versions"]["deltalake"]
     assert {"inspect input", "plan", "write", "commit"} <= set(doc["phases_seconds"])
-    assert doc["knn"]["requested"] == "auto"
+    assert doc["knn"]["requested"] == "auto" and doc["knn"]["recall"] == "exact"  # 30 rows: a flat index
     code, text, _ = _run(capsys, "inspect", dst)
     assert code == 0
     assert re.search(r"^sampler\s+smote \(SMOTE\)$", text, re.M)
@@ -381,6 +381,14 @@ def test_manifest_and_inspect(lake, tmp_path, capsys):
     assert code == 0 and json.loads(text)["splits"]["output"]["after"] == {"0": 240, "1": 240}
     code, _, err = _run(capsys, "inspect", tmp_path / "nothing")
     assert code == 2 and "no run manifest" in err
+
+
+def test_manifest_records_measured_recall_of_an_approximate_index(lake, tmp_path, capsys):
+    dst = tmp_path / "out"
+    code, _, err = _run(capsys, *_job(lake, dst, DAYS[1], "--engine", "local", "--knn", "hnsw"))
+    assert code == 0, err
+    knn = json.loads((dst / "_distsmote_manifest.json").read_text())["knn"]
+    assert knn["requested"] == "hnsw" and set(knn["recall"]) == {"1"} and 0 < knn["recall"]["1"] <= 1
 
 
 # -- engines: sessions and clients ----------------------------------------------------------

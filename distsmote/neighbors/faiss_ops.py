@@ -191,11 +191,13 @@ _CACHE_SIZE = 8
 
 
 def load_index(shipped: ShippedIndex):
-    """Deserialize ``shipped`` once per process (LRU cache keyed by content hash)."""
+    """Deserialize ``shipped`` once per process (LRU cache keyed by content hash and
+    search settings: the same index searched with another ``nprobe`` is another entry)."""
+    key = f"{shipped.token}:{shipped.method}:{shipped.nprobe}:{shipped.ef_search}"
     with _CACHE_LOCK:
-        index = _CACHE.get(shipped.token)
+        index = _CACHE.get(key)
         if index is not None:
-            _CACHE.move_to_end(shipped.token)
+            _CACHE.move_to_end(key)
             return index
     fa = faiss()
     index = fa.deserialize_index(np.frombuffer(shipped.data, dtype=np.uint8))
@@ -204,7 +206,7 @@ def load_index(shipped: ShippedIndex):
     elif shipped.method == "hnsw":
         index.hnsw.efSearch = shipped.ef_search
     with _CACHE_LOCK:
-        _CACHE[shipped.token] = index
+        _CACHE[key] = index
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return index

@@ -143,4 +143,29 @@ def search_neighbors(
     return nbrs
 
 
-__all__ = ["ShippedIndex", "build_index", "exact_rerank", "brute_force_neighbors", "load_index", "search_neighbors"]
+def measured_recall(x: np.ndarray, shipped: ShippedIndex, k: int, extra: int, seed: int,
+                    sample: int = 256) -> float:
+    """Recall@k of an approximate index on a deterministic sample of its own rows.
+
+    The share of the exact ``k`` nearest other rows (a flat index, re-ranked the same
+    way) that the approximate search returns, over at most ``sample`` query rows chosen
+    by seeded hashes of their canonical ids.  Costs ``sample`` searches of each kind.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    k = min(k, len(x) - 1)
+    if shipped.method == "exact" or k < 1:
+        return 1.0
+    n = min(sample, len(x))
+    bits = draw_bits(stream_key(seed, "recall-sample"), np.arange(len(x)))
+    queries = np.sort(np.argpartition(bits, n - 1)[:n]) if n < len(x) else np.arange(len(x))
+    found = search_neighbors(shipped, x, queries, k, extra, threads=1)
+    flat = faiss_ops.ship(faiss_ops.flat_index(x), "exact", 1, 0)
+    truth = search_neighbors(flat, x, queries, k, extra, threads=1)
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(found, truth))
+    return hits / (len(queries) * k)
+
+
+__all__ = [
+    "ShippedIndex", "build_index", "exact_rerank", "brute_force_neighbors", "load_index", "measured_recall",
+    "search_neighbors",
+]

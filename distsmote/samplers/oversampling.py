@@ -26,7 +26,7 @@ from distsmote._validation import check_class_sizes
 from distsmote.columns import sorted_codes
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.index import build_index
+from distsmote.neighbors.index import build_index, measured_recall
 from distsmote.progress import stage
 from distsmote.samplers.base import BaseSampler, FrameInfo, join_knn
 
@@ -133,12 +133,17 @@ class BaseOverSampler(BaseSampler):
         knn = self._knn()
         point_dtype = info.point_dtype
         plans = []
+        self.knn_recall_ = {}
         for r, alloc in zip(rows, allocations):
             index = None
             if alloc.neighbours is None:
                 config = knn.resolve(len(r.x))
                 index = build_index(r.x.astype(np.float32), config, seed)
                 method = config.method
+                if method != "exact":
+                    recall = measured_recall(r.x, index, k, knn.rerank_extra, seed)
+                    self.knn_recall_[r.value] = recall
+                    method = f"{method} (measured recall@{k} {recall:.4f})"
             else:
                 method = "precomputed"
             plans.append(ClassPlan(
