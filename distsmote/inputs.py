@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from distsmote.paths import redact
-from distsmote.reading import InputFileError, data_files, read_footer
+from distsmote.reading import InputFileError, list_data_files, read_footer
 from distsmote.where import Condition, WhereError, parse_where
 
 log = logging.getLogger("distsmote")
@@ -138,16 +138,7 @@ def resolve_input(path: str, *, fmt: str = "auto", where: str | None = None,
 
 
 def _parquet_files(path: str) -> tuple:
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(path)
-    if not fs.exists(root):
-        raise FileNotFoundError(f"input {redact(path)!r} does not exist")
-    found = data_files(fs, root)
-    if not found:
-        raise InputFileError(
-            f"no Parquet files under {redact(path)!r} (names starting with '_' or '.' are ignored)"
-        )
+    fs, root, found = list_data_files(path)
     base = root.rstrip("/")
     parts = [_hive_values(posixpath.relpath(f, base)) if f != root else {} for f in found]
     keys = sorted({k for p in parts for k in p})

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -32,26 +31,6 @@ from distsmote.paths import redact
 
 class InputFileError(ValueError):
     """An input file cannot be read as part of one Parquet dataset."""
-
-
-@dataclass(frozen=True)
-class InputInfo:
-    """What the footers say about an input.
-
-    Attributes
-    ----------
-    files : list of str
-        The data files, as a reader would find them.
-    schema : pyarrow.Schema
-        The unified schema (first file's column order).
-    widened : bool
-        Whether some file's types differ from ``schema`` (the engines must then read
-        with ``schema``).
-    """
-
-    files: list[str]
-    schema: pa.Schema
-    widened: bool
 
 
 def _display(fs: Any, path: str) -> str:
@@ -100,15 +79,15 @@ def _why_unreadable(fs: Any, path: str, exc: BaseException) -> str:
     return f"truncated or corrupt Parquet file ({detail})"
 
 
-def inspect_input(path: str) -> InputInfo:
-    """List the input's data files and unify their footer schemas.
+def list_data_files(path: str) -> tuple[Any, str, list[str]]:
+    """``(filesystem, root, data files)`` of a Parquet file or dataset directory.
 
     Raises
     ------
     FileNotFoundError
         The path does not exist.
     InputFileError
-        No Parquet file under a directory, an unreadable file, or schema drift.
+        No Parquet file under a directory.
     """
     import fsspec
 
@@ -120,8 +99,7 @@ def inspect_input(path: str) -> InputInfo:
         raise InputFileError(
             f"no Parquet files under {redact(path)!r} (names starting with '_' or '.' are ignored)"
         )
-    schema, widened = unify_files(fs, files)
-    return InputInfo(files=files, schema=schema, widened=widened)
+    return fs, root, files
 
 
 def unify_files(fs: Any, files: list[str]) -> tuple[pa.Schema, bool]:

@@ -13,7 +13,8 @@ import pytest
 
 from distsmote import SMOTE
 from distsmote.cli import main
-from distsmote.reading import InputFileError, inspect_input, unify_types
+from distsmote.inputs import resolve_input
+from distsmote.reading import InputFileError, unify_types
 
 from _data import assert_same_rows, make_frame
 
@@ -65,10 +66,10 @@ def _bad_inputs(tmp_path):
     return cases
 
 
-def test_inspect_input_errors(tmp_path):
+def test_input_errors_are_one_line(tmp_path):
     for name, path, words in _bad_inputs(tmp_path):
         with pytest.raises((InputFileError, FileNotFoundError)) as err:
-            inspect_input(str(path))
+            resolve_input(str(path))
         message = str(err.value)
         assert "\n" not in message, name
         for word in words:
@@ -124,7 +125,7 @@ def test_hidden_files_are_ignored(tmp_path):
     (d / "_SUCCESS").touch()
     (d / ".part-0.parquet.crc").write_bytes(b"crc")
     (d / "_temporary" / "junk").write_text("x")
-    info = inspect_input(str(d))
+    info = resolve_input(str(d))
     assert [f.rsplit("/", 1)[1] for f in info.files] == ["part-0.parquet"] and not info.widened
 
 
@@ -147,7 +148,7 @@ def _run_widened(engine, whole, src, tmp_path, capsys, *extra):
     code = main(["resample", "--input", str(src), "--output", str(dst), "--label", "y",
                  "--engine", engine, "--seed", "5", "--quiet", *extra])
     assert code == 0, capsys.readouterr().err
-    info = inspect_input(str(dst))
+    info = resolve_input(str(dst))
     assert info.schema.field("f0").type == pa.float64() and info.schema.field("y").type == pa.int64()
     assert not info.widened  # every output file has the unified types
     assert_same_rows(pd.read_parquet(dst), SMOTE(random_state=5).resample(whole, label="y"))
