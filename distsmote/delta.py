@@ -56,14 +56,9 @@ class OutputSchemaError(ValueError):
 
 
 def _deltalake() -> Any:
-    try:
-        import deltalake
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Delta Lake tables need the deltalake package. Install it with "
-            "`pip install 'distsmote[deltalake]'`."
-        ) from exc
-    return deltalake
+    from distsmote._optional import require
+
+    return require("deltalake", "Delta Lake tables need the deltalake package", "deltalake")
 
 
 def _uri(path: str) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from distsmote._faults import fault_point
+from distsmote._optional import require
 from distsmote.engines.base import (
     ColumnFn,
     Engine,
@@ -30,14 +31,8 @@ from distsmote.engines.base import (
 from distsmote.engines.local import pandas_label_stats, reduce_label_stats
 from distsmote.progress import follow, stage
 
-try:
-    import dask
-    import dask.dataframe as dd
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "The Dask engine needs dask[dataframe,distributed]. Install it with "
-        "`pip install 'distsmote[dask]'`."
-    ) from exc
+dask = require("dask", "The Dask engine needs dask[dataframe,distributed]", "dask")
+dd = require("dask.dataframe", "The Dask engine needs dask[dataframe,distributed]", "dask")
 
 
 def _task_threads() -> int:

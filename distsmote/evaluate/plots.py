@@ -22,13 +22,9 @@ _TITLES = {
 
 
 def _plt():
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "The evaluate report draws its figures with matplotlib. Install it with "
-            "`pip install 'distsmote[evaluate]'`."
-        ) from exc
+    from distsmote._optional import require
+
+    matplotlib = require("matplotlib", "The evaluate report draws its figures with matplotlib", "evaluate")
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
