@@ -413,11 +413,12 @@ def test_two_runs_creating_one_table_one_commits(tmp_path):
     import pyarrow as pa
 
     from distsmote.delta import ConcurrentRunError, DeltaWrite
-    from distsmote.engines.files import write_table
+    from distsmote.engines.files import make_directory, write_table
 
     data = pa.table({"x": [1.0, 2.0], "y": [0, 1]})
     path = str(tmp_path / "new")
     first, second = (DeltaWrite(path, {"dt": DAYS[0]}, {"dt": pa.string()}) for _ in range(2))
+    make_directory(first.directory)  # as an engine's write_parts does before its tasks run
     parts = [write_table(data, w.directory, token, 0, "y") for w, token in ((first, "a"), (second, "b"))]
     assert first.commit([parts[0]], data.schema, {"m": "1"}) == 0
     with pytest.raises(ConcurrentRunError, match="another run committed to Delta table .* partition dt="):

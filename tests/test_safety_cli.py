@@ -258,6 +258,8 @@ def test_task_failure_and_ctrl_c_are_one_line_on_dask(dataset, tmp_path):
     assert proc.returncode == 2
     assert _error_lines(proc.stderr) == ["distsmote: error: fault injected at 'generate'"], proc.stderr
     assert "Traceback" not in proc.stderr
+    # the failed run left nothing, not even from tasks still running when it aborted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
     env = dict(os.environ, PYTHONPATH=str(ROOT), DISTSMOTE_FAULTS="generate=sleep:30")
     ctrl_c = subprocess.Popen([sys.executable, "-m", "distsmote.cli", *argv], env=env, text=True,

@@ -288,8 +288,9 @@ class DaskEngine(Engine):
 
     def write_parts(self, frame, directory: str, *, label: str | None = None,
                     token: str = "run") -> list[Any]:
-        from distsmote.engines.files import write_pandas
+        from distsmote.engines.files import make_directory, write_pandas
 
+        make_directory(directory)
         writer = dask.delayed(write_pandas, pure=True)
         jobs = [writer(part, directory, token, i, label) for i, part in enumerate(frame.to_delayed())]
         client = self.client

@@ -115,14 +115,19 @@ def label_counts(table: Any, label: str | None) -> dict:
 
 
 def make_directory(directory: str) -> None:
-    """Create ``directory`` from the driver before the tasks write (best effort: a
-    filesystem fsspec cannot open is left to the tasks)."""
+    """Create ``directory`` from the driver before the tasks write.
+
+    Tasks never create it: a task still running after its run failed (Dask cannot stop
+    a running task) then finds the directory gone once the run aborted, and fails
+    instead of leaving a file behind.  On object stores, where directories do not
+    exist, this is a no-op.
+    """
     import fsspec
 
     try:
         fs, root = fsspec.core.url_to_fs(directory)
         fs.makedirs(root, exist_ok=True)
-    except Exception:  # noqa: BLE001 - e.g. a Hadoop-only URL; the tasks create it
+    except Exception:  # noqa: BLE001 - a URL fsspec cannot open: its writes fail with a clear error
         pass
 
 
@@ -131,8 +136,7 @@ def write_table(table: Any, directory: str, token: str, index: int, label: str |
     import fsspec
     import pyarrow.parquet as pq
 
-    fs, root = fsspec.core.url_to_fs(directory)
-    fs.makedirs(root, exist_ok=True)
+    fs, root = fsspec.core.url_to_fs(directory)  # made by the driver (make_directory)
     fault_point("write")
     name = part_name(token, index)
     with published(fs, root, name) as fh:

@@ -181,8 +181,9 @@ class LocalEngine(Engine):
 
     def write_parts(self, frame: pd.DataFrame, directory: str, *, label: str | None = None,
                     token: str = "run") -> list[Any]:
-        from distsmote.engines.files import write_pandas
+        from distsmote.engines.files import make_directory, write_pandas
 
+        make_directory(directory)
         with stage("write", total=1, unit="partitions") as st:
             part = write_pandas(frame, directory, token, 0, label)
             st.advance(1, part.rows)

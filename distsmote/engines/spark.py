@@ -361,8 +361,9 @@ class SparkEngine(Engine):
                     token: str = "run") -> list[Any]:
         import json
 
-        from distsmote.engines.files import PartFile
+        from distsmote.engines.files import PartFile, make_directory
 
+        make_directory(directory)
         arrow_schema = to_arrow_schema(frame.schema)
         out_schema = "path string, name string, size long, rows long, counts string"
 
@@ -422,8 +423,7 @@ def _write_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema, directo
 
     from distsmote.engines.files import PartFile, dictionary_columns, label_counts, part_name, published
 
-    fs, root = fsspec.core.url_to_fs(directory)
-    fs.makedirs(root, exist_ok=True)
+    fs, root = fsspec.core.url_to_fs(directory)  # made by the driver (make_directory)
     fault_point("write")
     name = part_name(token, index, attempt)
     path = posixpath.join(root, name)
