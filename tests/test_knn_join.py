@@ -376,3 +376,29 @@ def test_sample_made_from_the_frame_is_the_tables_sample():
     direct = sample_table(engine, table, len(frame), 800, 3, np.float32, table_source(*args))
     assert 500 < len(plain) < 1200 and (plain["__mult"] > 1).any()
     pd.testing.assert_frame_equal(direct, plain)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_query_bounds_cover_every_querys_neighbours(exact):
+    """The broadcast join drops rows beyond each query's bound before the merge: the
+    bound is never below the (k+1)-th nearest copy among the rows the query probes, and
+    it is finite where k + 1 query rows lie in its probed cells."""
+    from distsmote.neighbors.cells import Quantizer, home_and_probes, train_quantizer
+    from distsmote.neighbors.query_join import query_bounds
+
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=(3000, 4)), 1)  # ties and duplicates
+    xq = np.unique(x[:400], axis=0)  # distinct query rows, a subset of the table
+    k = 4
+    if exact:
+        q = Quantizer(np.zeros(4), np.zeros((1, 4)), np.zeros(1))
+    else:
+        q = train_quantizer(x, 30, 10, 30, 0)
+    _, _, probes = home_and_probes(q, xq, 1 if exact else 3, 1)
+    home = home_and_probes(q, x, 1, 1)[0]
+    bound = query_bounds(q, xq, probes, k, exact)
+    d2 = ((xq[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    d2[~(home[None, None, :] == probes[:, :, None]).any(1)] = np.inf  # rows in unprobed cells
+    kth = np.sort(d2, axis=1)[:, k]  # the (k+1)-th copy, the query's own copy included
+    assert np.isfinite(bound).mean() > 0.9
+    assert (bound >= kth).all()

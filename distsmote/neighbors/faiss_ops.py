@@ -19,10 +19,20 @@ from dataclasses import dataclass
 import numpy as np
 
 
+#: Exhaustive searches with at least this many queries use FAISS's BLAS path (FAISS
+#: 1.15's default, 128 000, sends every batch smaller than that to the direct path,
+#: which is 2–3× slower here for the batches the joins and homes run: thousands of
+#: queries against thousands of centroids or rows).  Either path gives the same
+#: neighbours after the callers' exact re-ranking.
+BLAS_THRESHOLD = 20
+
+
 def faiss():
-    """The ``faiss`` module, imported on first use."""
+    """The ``faiss`` module, imported on first use, with its BLAS threshold set."""
     import faiss as _faiss  # imported lazily: heavy, and must not be loaded before a fork
 
+    if _faiss.cvar.distance_compute_blas_threshold != BLAS_THRESHOLD:
+        _faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
     return _faiss
 
 

@@ -13,7 +13,9 @@ queries are broadcast instead, and the data never moves.
    found), makes them the inverted lists of a FAISS IVF index over the
    broadcast cells and searches every query in the cells it probes, with the shuffle
    join's exact re-ranking; each query keeps its ``k + 1`` nearest per partition,
-   copies counted.
+   copies counted, but only those within its *bound*: the driver's exact distance to
+   the farthest of ``k + 1`` query rows in its probed cells (:func:`query_bounds`).
+   Most partitions then send nothing for most queries.
 3. *Merge.*  Shuffle the partial candidates by query key, add up the copies of a row
    found in several partitions, drop one copy of the query itself, keep the ``k``
    nearest and run the ``finish`` function.
@@ -60,6 +62,7 @@ class _QueryPayload:
     x: np.ndarray  # query points, float64
     probes: np.ndarray  # (n_queries, nprobe) cells each query probes
     key_order: np.ndarray  # argsort of keys
+    bound: np.ndarray  # per query, an upper bound on its (k+1)-th nearest copy's d²
     finish: Callable[[pd.DataFrame, Any], pd.DataFrame] | None = None
     finish_args: Any = None
 
@@ -116,9 +119,14 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     need = p.k + 1  # copies: the query's own copy is dropped later, once
     width = min(len(x), need + BUCKET_EXTRA)
     f32, cand, eta = _ivf_candidates(p, x, home, width, threads)
+    # Only queries with a candidate that may lie within their bound go on: FAISS's
+    # nearest is within ``eta`` of the exact distance, and rows it did not return are
+    # farther still.  In most partitions that leaves few of the queries.
+    live = np.flatnonzero((cand[:, 0] >= 0) & (f32[:, 0] - 2.0 * eta <= p.bound))
+    f32, cand, eta, xq, probes = f32[live], cand[live], eta[live], p.x[live], p.probes[live]
     valid = cand >= 0
     safe = np.where(valid, cand, 0)
-    d2 = np.where(valid, pair_d2(p.x, x[safe]), np.inf)
+    d2 = np.where(valid, pair_d2(xq, x[safe]), np.inf)
     ranked = np.lexsort((np.where(valid, keys[safe], np.iinfo(np.int64).max), d2), axis=-1)  # ties by key
     cand, d2 = np.take_along_axis(safe, ranked, 1), np.take_along_axis(d2, ranked, 1)
     eff = np.where(np.isfinite(d2), mult[cand], 0)
@@ -132,18 +140,49 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
         found = [tuple(a[~np.isin(qi, vague)] for a in found[0])]
         starts = np.searchsorted(home, np.arange(p.quantizer.n_cells + 1))
         for v in vague:
-            rows = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in p.probes[v]])
+            rows = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in probes[v]])
             rows = rows[np.argsort(keys[rows], kind="stable")]  # ties by key
-            dv = full_d2(p.x[v : v + 1], x[rows])[0]
+            dv = full_d2(xq[v : v + 1], x[rows])[0]
             o = np.argsort(dv, kind="stable")
             rows, dv = rows[o], dv[o]
             kk, tt, _ = take_k(mult[rows][None, :], need)
             sel = np.flatnonzero(kk[0])
             found.append((np.full(len(sel), v), rows[sel], dv[sel], tt[0, sel]))
     qi, ri, dd, tk = (np.concatenate(a) for a in zip(*found))
+    qi = live[qi]
+    # A row farther than the query's bound is never among its k + 1 nearest copies: the
+    # bound is met by k + 1 rows it probes.  Dropping such rows here keeps the merge
+    # about one partition's candidates per query instead of one per partition.
+    near = dd <= p.bound[qi]
+    qi, ri, dd, tk = qi[near], ri[near], dd[near], tk[near]
     return pd.DataFrame(
         {"qkey": p.keys[qi], "qcls": p.cls[qi], "nkey": keys[ri], "ncls": cls[ri], "d2": dd, "mult": tk}
     )
+
+
+def query_bounds(quantizer: Quantizer, xq: np.ndarray, probes: np.ndarray, k: int, exact: bool) -> np.ndarray:
+    """Per query, the exact d² of the farthest of ``k + 1`` query rows it probes.
+
+    The queries are rows of the table and every query row is one of them, so this
+    bounds the query's ``k + 1``-th nearest copy among all rows it probes (itself
+    included): no row beyond it can be a neighbour.  ``inf`` where fewer than
+    ``k + 1`` query rows lie in the probed cells.  The candidates come from a float32
+    FAISS search; their distances are exact (:func:`pair_d2`, the same values the
+    partitions compute), so the bound holds whatever FAISS returns.
+    """
+    m = min(len(xq), k + 1)
+    xs = np.ascontiguousarray(xq - quantizer.center, dtype=np.float32)
+    if exact:
+        cand = faiss_ops.flat_search(xs, xs, m)[1]
+    else:
+        index = faiss_ops.ivf_on_lists(quantizer.centroids, xs, np.arange(len(xq)), probes[:, 0])
+        cand = faiss_ops.search_lists(index, xs, m, probes)[1]
+    bound = np.full(len(xq), np.inf)
+    if m < k + 1:
+        return bound
+    full = (cand >= 0).all(axis=1)
+    bound[full] = pair_d2(xq[full], xq[cand[full]]).max(axis=1)
+    return bound
 
 
 def _merge(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.DataFrame:
@@ -224,10 +263,12 @@ def query_join(
     # then stay in cache.  Each query's search is independent of the others, so the
     # order changes nothing in the result.
     order = np.argsort(probes[:, 0], kind="stable")
+    bound = query_bounds(quantizer, xq, probes, k, exact)
     payload = _QueryPayload(
         n_features, quantizer, probes.shape[1], k, mask, queries["key"].to_numpy(np.int64)[order],
         queries["cls"].to_numpy(np.int32)[order], xq[order], probes[order],
-        np.argsort(queries["key"].to_numpy(np.int64)[order], kind="stable"), finish, finish_args,
+        np.argsort(queries["key"].to_numpy(np.int64)[order], kind="stable"), bound[order], finish,
+        finish_args,
     )
     info.query_rows = len(xq)
     info.query_records = int(probes.size)
