@@ -14,7 +14,7 @@ queries are broadcast instead, and the data never moves.
    broadcast cells and searches every query in the cells it probes, with the shuffle
    join's exact re-ranking; each query keeps its ``k + 1`` nearest per partition,
    copies counted, but only those within its *bound*: the driver's exact distance to
-   the farthest of ``k + 1`` query rows in its probed cells (:func:`query_bounds`).
+   the farthest of ``k + 1`` query rows in its home cell (:func:`query_bounds`).
    Most partitions then send nothing for most queries.
 3. *Merge.*  Shuffle the partial candidates by query key, add up the copies of a row
    found in several partitions, drop one copy of the query itself, keep the ``k``
@@ -151,7 +151,7 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     qi, ri, dd, tk = (np.concatenate(a) for a in zip(*found))
     qi = live[qi]
     # A row farther than the query's bound is never among its k + 1 nearest copies: the
-    # bound is met by k + 1 rows it probes.  Dropping such rows here keeps the merge
+    # bound is met by k + 1 rows in its home cell, which it probes.  Dropping such rows here keeps the merge
     # about one partition's candidates per query instead of one per partition.
     near = dd <= p.bound[qi]
     qi, ri, dd, tk = qi[near], ri[near], dd[near], tk[near]
@@ -161,12 +161,13 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
 
 
 def query_bounds(quantizer: Quantizer, xq: np.ndarray, probes: np.ndarray, k: int, exact: bool) -> np.ndarray:
-    """Per query, the exact d² of the farthest of ``k + 1`` query rows it probes.
+    """Per query, the exact d² of the farthest of ``k + 1`` query rows in its home cell.
 
-    The queries are rows of the table and every query row is one of them, so this
-    bounds the query's ``k + 1``-th nearest copy among all rows it probes (itself
+    The home cell is the query's first probe and usually holds more than ``k + 1``
+    query rows, so one cheap search suffices.  Every query row is a row of the table, so
+    this bounds the query's ``k + 1``-th nearest copy among all rows it probes (itself
     included): no row beyond it can be a neighbour.  ``inf`` where fewer than
-    ``k + 1`` query rows lie in the probed cells.  The candidates come from a float32
+    ``k + 1`` query rows lie in the home cell (exact mode: one cell holds every row).  The candidates come from a float32
     FAISS search; their distances are exact (:func:`pair_d2`, the same values the
     partitions compute), so the bound holds whatever FAISS returns.
     """
@@ -176,7 +177,7 @@ def query_bounds(quantizer: Quantizer, xq: np.ndarray, probes: np.ndarray, k: in
         cand = faiss_ops.flat_search(xs, xs, m)[1]
     else:
         index = faiss_ops.ivf_on_lists(quantizer.centroids, xs, np.arange(len(xq)), probes[:, 0])
-        cand = faiss_ops.search_lists(index, xs, m, probes)[1]
+        cand = faiss_ops.search_lists(index, xs, m, probes[:, :1])[1]
     bound = np.full(len(xq), np.inf)
     if m < k + 1:
         return bound
@@ -278,7 +279,9 @@ def query_join(
     parts = max(1, math.ceil(len(xq) * (k + 1) * max(1, engine.num_partitions(table)) / ROWS_PER_PARTITION))
     out = engine.shuffle_map(partial, "qkey", _merge, handle, finish_meta, parts)
     logger.info(
-        "kNN join (broadcast queries, k=%d): %d queries, %d cells, %d probes per query",
+        "kNN join (broadcast queries, k=%d): %d queries, %d cells, %d probes per query; "
+        "sample and k-means %.1fs, probes and bounds %.1fs",
         k, len(xq), quantizer.n_cells, probes.shape[1],
+        info.seconds.get("sample+kmeans", 0.0), info.seconds["probes"],
     )
     return out, info
