@@ -167,9 +167,10 @@ def query_bounds(quantizer: Quantizer, xq: np.ndarray, probes: np.ndarray, k: in
     query rows, so one cheap search suffices.  Every query row is a row of the table, so
     this bounds the query's ``k + 1``-th nearest copy among all rows it probes (itself
     included): no row beyond it can be a neighbour.  ``inf`` where fewer than
-    ``k + 1`` query rows lie in the home cell (exact mode: one cell holds every row).  The candidates come from a float32
-    FAISS search; their distances are exact (:func:`pair_d2`, the same values the
-    partitions compute), so the bound holds whatever FAISS returns.
+    ``k + 1`` query rows lie in the home cell (exact mode: one cell holds every row).
+    The candidates come from a float32 FAISS search; their distances are exact
+    (:func:`pair_d2`, the same values the partitions compute), so the bound holds
+    whatever FAISS returns.
     """
     m = min(len(xq), k + 1)
     xs = np.ascontiguousarray(xq - quantizer.center, dtype=np.float32)
