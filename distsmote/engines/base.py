@@ -165,6 +165,18 @@ class Engine(ABC):
     def drop(self, frame: Any, columns: Sequence[str]) -> Any:
         """Drop columns."""
 
+    @abstractmethod
+    def persist(self, frame: Any) -> Any:
+        """``frame`` computed once and kept on the workers for the passes that follow.
+
+        Memory (spilling to disk where the engine can) is released when the returned
+        frame is no longer referenced, or by :meth:`release`.
+        """
+
+    @abstractmethod
+    def release(self, frame: Any) -> None:
+        """Free what :meth:`persist` kept for ``frame`` now."""
+
     # -- sessions and I/O: the job's (distsmote.job); samplers never call these ------
 
     @classmethod

@@ -232,6 +232,17 @@ class DaskEngine(Engine):
     def drop(self, frame, columns):
         return frame.drop(columns=list(columns))
 
+    def persist(self, frame):
+        # Held in the workers' memory (spilled to disk above their memory limit); the
+        # futures are released with the returned collection.
+        client = self.client
+        return client.persist(frame) if client is not None else frame.persist()
+
+    def release(self, frame) -> None:
+        client = self.client
+        if client is not None:
+            client.cancel(frame)
+
     # -- session and I/O ---------------------------------------------------------------
 
     @classmethod

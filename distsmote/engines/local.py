@@ -161,6 +161,12 @@ class LocalEngine(Engine):
     def drop(self, frame: pd.DataFrame, columns) -> pd.DataFrame:
         return frame.drop(columns=list(columns))
 
+    def persist(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame  # already in memory
+
+    def release(self, frame: pd.DataFrame) -> None:
+        pass
+
     # -- I/O ---------------------------------------------------------------------------
 
     def read(self, source: Any) -> pd.DataFrame:

@@ -294,6 +294,17 @@ class SparkEngine(Engine):
     def drop(self, frame: DataFrame, columns) -> DataFrame:
         return frame.drop(*columns)
 
+    def persist(self, frame: DataFrame) -> DataFrame:
+        # Cached in the executors' block managers (memory, then local disk) by the first
+        # pass; a lost block is recomputed from the lineage.  Kept until ``release`` or
+        # ``spark.catalog.clearCache()``, or the end of the session.
+        from pyspark import StorageLevel
+
+        return frame.persist(StorageLevel.MEMORY_AND_DISK)
+
+    def release(self, frame: DataFrame) -> None:
+        frame.unpersist()
+
     # -- session and I/O ---------------------------------------------------------------
 
     @classmethod

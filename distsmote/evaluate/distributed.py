@@ -95,12 +95,6 @@ class DaskBackend:
                          "block by block on the workers")
         return "; ".join(parts)
 
-    def persist(self, frame: Any) -> Any:
-        return self.client.persist(frame)
-
-    def release(self, frame: Any) -> None:
-        del frame
-
     def _arrays(self, frame: Any) -> tuple[Any, Any]:
         x = frame[self.features].to_dask_array(lengths=True).astype(np.float64)
         y = (frame[self.label] == self.minority).astype(np.int64).to_dask_array(lengths=True)
@@ -155,12 +149,6 @@ class SparkBackend:
         names = {"lr": "LogisticRegression (with StandardScaler)", "dt": "DecisionTreeClassifier",
                  "rf": "RandomForestClassifier"}
         return "Spark MLlib " + ", ".join(names[m] for m in models) + " on the whole train side"
-
-    def persist(self, frame: Any) -> Any:
-        return frame.cache()
-
-    def release(self, frame: Any) -> None:
-        frame.unpersist()
 
     def _prepare(self, frame: Any) -> Any:
         from pyspark.ml.feature import VectorAssembler
@@ -228,15 +216,15 @@ def evaluate_distributed(engine: Any, frame: Any, enc: Encoding, counts: dict, s
         raise ValueError(f"No distributed models for the {engine.name} engine; use Dask or Spark.")
     backend = backends[engine.name](features, label, minority, seed, tree_rows)
     raw_train, raw_test = train_test_split(frame, label, test_fraction, seed=seed)
-    raw_train = backend.persist(raw_train)
-    test = backend.persist(encode(engine, raw_test, enc))
+    raw_train = engine.persist(raw_train)
+    test = engine.persist(encode(engine, raw_test, enc))
     before = {c: n - _test_count(test_fraction, n) for c, n in counts.items()}  # exact, by the split
     n_train = sum(before.values())
     original = enc.apply(bounded_sample(engine, raw_train, label, view_rows, n_train, seed))
     rows, count_rows, views, curves = [], [], {}, {}
     for s in samplers:
         t0 = time.perf_counter()
-        res = backend.persist(resample_train(s, make_named_sampler(s, seed, sampler_params.get(s)), raw_train, enc, engine))
+        res = engine.persist(resample_train(s, make_named_sampler(s, seed, sampler_params.get(s)), raw_train, enc, engine))
         # Counting runs the resampling (the frame is persisted); no sampler, no change.
         after = dict(before) if s == "none" else engine.label_stats(res, label, []).counts
         resample_seconds = time.perf_counter() - t0
@@ -256,9 +244,9 @@ def evaluate_distributed(engine: Any, frame: Any, enc: Encoding, counts: dict, s
             rows += [{"sampler": s, "model": m, "fold": 0, "metric": k, "value": v} for k, v in values.items()]
             curves[(s, m)] = curve_from_histogram(pos, neg)
             log.info("evaluated %s × %s on %s", s, m, engine.name)
-        backend.release(res)
-    backend.release(raw_train)
-    backend.release(test)
+        engine.release(res)
+    engine.release(raw_train)
+    engine.release(test)
     per_fold = pd.DataFrame(rows)
     n = sum(counts.values())
     path = (f"distributed on {engine.name}: {backend.describe(models)}; {n:,} rows, more than the in-memory "

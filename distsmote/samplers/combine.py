@@ -57,7 +57,8 @@ class _Combined(BaseSampler):
 
     def _fit_resample(self, engine: Engine, frame: Any, info: FrameInfo, targets: dict) -> Any:
         smote, cleaner = self._components()
-        oversampled = smote.run(engine, frame, info)
+        # Every pass of the cleaning join reads the SMOTE output: it is computed once.
+        oversampled = engine.persist(smote.run(engine, frame, info))
         cleaned = cleaner.run(engine, oversampled, info.oversampled(engine, oversampled, targets))
         self.smote_ = smote
         setattr(self, self._cleaner_name + "_", cleaner)
