@@ -12,6 +12,12 @@ Reports wall time, CPU time and peak memory of each run's whole process tree, an
 wall-time and memory ratios (CPU seconds help read a run on a busy machine).
 
     python benchmarks/bench_smote.py --rows 5000000 20000000
+    python benchmarks/bench_smote.py --rows 5000000 20000000 60000000 --spark --imblearn-max-rows 20000000 \\
+        --plot docs/scaling.png
+
+Each distsmote run also prints its per-stage breakdown (from its log), the floor its read
+and write times and imbalanced-learn its read, SMOTE and write times, so a slow run says
+where the time went.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -56,9 +63,11 @@ def write_data(path: Path, rows: int, minority: float, seed: int = 0) -> None:
 
 IO_FLOOR = textwrap.dedent(
     """
-    import sys, pyarrow as pa, pyarrow.dataset as ds, pyarrow.parquet as pq
+    import sys, time, pyarrow as pa, pyarrow.dataset as ds, pyarrow.parquet as pq
     src, dst, out_rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    t0 = time.perf_counter()
     table = ds.dataset(src, format="parquet").to_table(use_threads=True)
+    t1 = time.perf_counter()
     reps = -(-out_rows // table.num_rows)
     out = pa.concat_tables([table] * reps).slice(0, out_rows)
     # Same Parquet options as distsmote's writer (no dictionary for float columns).
@@ -66,6 +75,7 @@ IO_FLOOR = textwrap.dedent(
         use_dictionary=[f.name for f in out.schema if not pa.types.is_floating(f.type)])
     ds.write_dataset(out, dst, format="parquet", file_options=options, max_rows_per_file=1_000_000,
                      max_rows_per_group=1_000_000, existing_data_behavior="overwrite_or_ignore", use_threads=True)
+    print(f"read {t1 - t0:.1f}s write {time.perf_counter() - t1:.1f}s")
     """
 )
 
@@ -93,7 +103,18 @@ def _check(m: Measurement, what: str) -> Measurement:
     return m
 
 
-def run(rows: int, workdir: Path, imblearn_max: int, spark: bool) -> dict:
+def stages(m: Measurement) -> str:
+    """distsmote's per-stage breakdown from its log: each stage's own time, and the
+    start-up (session, cluster, imports) as the wall time the job's own total leaves."""
+    done = re.findall(r"distsmote: (.+?): done in ([0-9.]+)s", m.stderr)
+    total = re.search(r"wrote [0-9,]+ rows in ([0-9.]+)s", m.stdout + m.stderr)
+    parts = [f"{name} {float(sec):.1f}s" for name, sec in done]
+    if total:
+        parts.append(f"start-up and shutdown {m.seconds - float(total.group(1)):.1f}s")
+    return "; ".join(parts)
+
+
+def run(rows: int, workdir: Path, imblearn_max: int, spark_max: int) -> dict:
     data = workdir / f"smote-{rows}"
     write_data(data, rows, 0.02)
     n_major = sum(
@@ -116,34 +137,71 @@ def run(rows: int, workdir: Path, imblearn_max: int, spark: bool) -> dict:
         result["imblearn"] = imb
 
     exe = str(Path(sys.executable).with_name("distsmote"))
+    common = ["--input", str(data), "--output", str(out), "--label", "label", "--seed", "0"]
     shutil.rmtree(out, ignore_errors=True)
-    ours = _check(measure([exe, "resample", "--input", str(data), "--output", str(out), "--label", "label", "--seed", "0", "--quiet"]), "distsmote (dask)")
-    result["distsmote_dask"] = ours
-
-    if spark:
+    result["distsmote_dask"] = _check(measure([exe, "resample", *common]), "distsmote (dask)")
+    if rows <= spark_max:
         shutil.rmtree(out, ignore_errors=True)
-        sp = _check(measure([exe, "resample", "--engine", "spark", "--input", str(data), "--output", str(out), "--label", "label", "--seed", "0", "--quiet"]), "distsmote (spark)")
-        result["distsmote_spark"] = sp
+        result["distsmote_spark"] = _check(measure([exe, "resample", "--engine", "spark", *common]), "distsmote (spark)")
     shutil.rmtree(out, ignore_errors=True)
     return result
+
+
+RUNS = ("io_floor", "imblearn", "distsmote_dask", "distsmote_spark")
 
 
 def report(res: dict) -> str:
     gb = 1024**3
     lines = [f"## {res['rows']:,} rows x {FEATURES} float32, 2 % minority -> {res['output_rows']:,} rows"]
-    lines.append(f"{'run':<18}{'wall s':>9}{'cpu s':>8}{'peak GiB':>10}{'vs imblearn':>13}{'vs I/O floor':>14}{'mem vs imblearn':>17}")
+    lines.append(f"{'run':<18}{'wall s':>9}{'cpu s':>8}{'peak GiB':>10}{'vs imblearn':>13}{'vs I/O floor':>14}"
+                 f"{'mem vs imblearn':>17}{'vs Dask':>9}")
     imb = res.get("imblearn")
     floor = res["io_floor"]
-    for key in ("io_floor", "imblearn", "distsmote_dask", "distsmote_spark"):
+    dask = res["distsmote_dask"]
+    for key in RUNS:
         m = res.get(key)
         if m is None:
             continue
         r_imb = f"{m.seconds / imb.seconds:.2f}x" if imb else "n/a"
         r_mem = f"{m.peak_rss / imb.peak_rss:.2f}x" if imb else "n/a"
-        lines.append(f"{key:<18}{m.seconds:>9.1f}{m.cpu_seconds:>8.1f}{m.peak_rss / gb:>10.2f}{r_imb:>13}{m.seconds / floor.seconds:>13.2f}x{r_mem:>17}")
+        lines.append(f"{key:<18}{m.seconds:>9.1f}{m.cpu_seconds:>8.1f}{m.peak_rss / gb:>10.2f}{r_imb:>13}"
+                     f"{m.seconds / floor.seconds:>13.2f}x{r_mem:>17}{m.seconds / dask.seconds:>8.2f}x")
+    lines.append(f"I/O floor phases: {floor.stdout.strip()}")
     if imb:
         lines.append(f"imbalanced-learn phases: {imb.stdout.strip()}")
+    for key in ("distsmote_dask", "distsmote_spark"):
+        if key in res:
+            lines.append(f"{key} stages: {stages(res[key])}")
     return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    """Wall time and peak memory against rows, one line per run kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {"io_floor": "I/O floor (pyarrow)", "imblearn": "imbalanced-learn", "distsmote_dask": "distsmote, Dask",
+              "distsmote_spark": "distsmote, Spark"}
+    fig, (wall, mem) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key in RUNS:
+        pts = [(r["rows"] / 1e6, r[key]) for r in results if key in r]
+        if not pts:
+            continue
+        x = [p[0] for p in pts]
+        wall.plot(x, [p[1].seconds for p in pts], marker="o", label=labels[key])
+        mem.plot(x, [p[1].peak_rss / 1024**3 for p in pts], marker="o", label=labels[key])
+    wall.set(xlabel="input rows (millions)", ylabel="wall time (s)", title="SMOTE, Parquet to Parquet: wall time")
+    mem.set(xlabel="input rows (millions)", ylabel="peak memory, whole process tree (GiB)", title="Peak memory")
+    for ax in (wall, mem):
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+    wall.legend()
+    fig.suptitle(f"16 float32 features, 2 % minority to 1:1, {os.cpu_count()} cores", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 def main() -> None:
@@ -153,18 +211,23 @@ def main() -> None:
     p.add_argument("--imblearn-max-rows", type=int, default=20_000_000,
                    help="skip imbalanced-learn above this size (60 M rows need ~30 GB)")
     p.add_argument("--spark", action="store_true", help="also run the Spark engine (local[*])")
+    p.add_argument("--spark-max-rows", type=int, default=20_000_000, help="with --spark, skip Spark above this size")
+    p.add_argument("--plot", help="write a PNG of wall time and peak memory against rows here")
     p.add_argument("--json", help="also write raw figures to this file")
     args = p.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"cores: {os.cpu_count()}")
-    raw = []
+    raw, results = [], []
     for rows in args.rows:
-        res = run(rows, workdir, args.imblearn_max_rows, args.spark)
+        res = run(rows, workdir, args.imblearn_max_rows, args.spark_max_rows if args.spark else 0)
         print(report(res), flush=True)
+        results.append(res)
         raw.append({k: (v.__dict__ | {"stdout": "", "stderr": ""}) if isinstance(v, Measurement) else v for k, v in res.items()})
     if args.json:
         Path(args.json).write_text(json.dumps(raw, indent=2))
+    if args.plot:
+        plot(results, Path(args.plot))
 
 
 if __name__ == "__main__":
