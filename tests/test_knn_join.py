@@ -396,7 +396,7 @@ def test_query_bounds_cover_every_querys_neighbours(exact):
         q = train_quantizer(x, 30, 10, 30, 0)
     _, _, probes = home_and_probes(q, xq, 1 if exact else 3, 1)
     home = home_and_probes(q, x, 1, 1)[0]
-    bound = query_bounds(q, xq, probes, k, exact)
+    bound = query_bounds(xq, probes[:, 0], k)
     d2 = ((xq[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     d2[~(home[None, None, :] == probes[:, :, None]).any(1)] = np.inf  # rows in unprobed cells
     kth = np.sort(d2, axis=1)[:, k]  # the (k+1)-th copy, the query's own copy included

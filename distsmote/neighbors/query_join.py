@@ -160,30 +160,34 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     )
 
 
-def query_bounds(quantizer: Quantizer, xq: np.ndarray, probes: np.ndarray, k: int, exact: bool) -> np.ndarray:
-    """Per query, the exact d² of the farthest of ``k + 1`` query rows in its home cell.
+#: At most this many query rows of a cell serve as its candidates in :func:`query_bounds`.
+BOUND_CANDIDATES = 128
 
-    The home cell is the query's first probe and usually holds more than ``k + 1``
-    query rows, so one cheap search suffices.  Every query row is a row of the table, so
-    this bounds the query's ``k + 1``-th nearest copy among all rows it probes (itself
-    included): no row beyond it can be a neighbour.  ``inf`` where fewer than
-    ``k + 1`` query rows lie in the home cell (exact mode: one cell holds every row).
-    The candidates come from a float32 FAISS search; their distances are exact
-    (:func:`pair_d2`, the same values the partitions compute), so the bound holds
-    whatever FAISS returns.
+
+def query_bounds(xq: np.ndarray, home: np.ndarray, k: int) -> np.ndarray:
+    """Per query (``xq``, in cell ``home``), the exact d² of its ``k + 1``-th nearest
+    query row in its home cell.
+
+    Every query row is a row of the table and lies in its home cell, which the query
+    probes first, so this bounds the query's ``k + 1``-th nearest copy among all the rows
+    it probes (itself included): no row beyond it can be a neighbour.  Any ``k + 1`` rows
+    of the cell give a valid bound; the nearest of the cell's first
+    :data:`BOUND_CANDIDATES` query rows give a tight one cheaply.  The distances are
+    :func:`full_d2`'s, the same values the partitions compute.  ``inf`` where the cell
+    holds fewer than ``k + 1`` query rows (exact mode: one cell holds every row).
     """
-    m = min(len(xq), k + 1)
-    xs = np.ascontiguousarray(xq - quantizer.center, dtype=np.float32)
-    if exact:
-        cand = faiss_ops.flat_search(xs, xs, m)[1]
-    else:
-        index = faiss_ops.ivf_on_lists(quantizer.centroids, xs, np.arange(len(xq)), probes[:, 0])
-        cand = faiss_ops.search_lists(index, xs, m, probes[:, :1])[1]
     bound = np.full(len(xq), np.inf)
-    if m < k + 1:
-        return bound
-    full = (cand >= 0).all(axis=1)
-    bound[full] = pair_d2(xq[full], xq[cand[full]]).max(axis=1)
+    order = np.argsort(home, kind="stable")
+    cuts = np.flatnonzero(np.r_[True, home[order][1:] != home[order][:-1], True])
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        rows = order[a:b]
+        cand = xq[rows[:BOUND_CANDIDATES]]
+        if len(cand) < k + 1:
+            continue
+        step = max(1, 1_000_000 // len(cand))
+        for s in range(0, len(rows), step):
+            d2 = full_d2(xq[rows[s : s + step]], cand)
+            bound[rows[s : s + step]] = np.partition(d2, k, axis=1)[:, k]
     return bound
 
 
@@ -265,7 +269,7 @@ def query_join(
     # then stay in cache.  Each query's search is independent of the others, so the
     # order changes nothing in the result.
     order = np.argsort(probes[:, 0], kind="stable")
-    bound = query_bounds(quantizer, xq, probes, k, exact)
+    bound = query_bounds(xq, probes[:, 0], k)
     payload = _QueryPayload(
         n_features, quantizer, probes.shape[1], k, mask, queries["key"].to_numpy(np.int64)[order],
         queries["cls"].to_numpy(np.int32)[order], xq[order], probes[order],
