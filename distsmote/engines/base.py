@@ -175,7 +175,8 @@ class Engine(ABC):
 
     @abstractmethod
     def release(self, frame: Any) -> None:
-        """Free what :meth:`persist` kept for ``frame`` now."""
+        """Free what :meth:`persist` kept for ``frame`` now, where the engine can (Spark);
+        elsewhere it goes with the last reference to the persisted frame."""
 
     # -- sessions and I/O: the job's (distsmote.job); samplers never call these ------
 

@@ -239,9 +239,9 @@ class DaskEngine(Engine):
         return client.persist(frame) if client is not None else frame.persist()
 
     def release(self, frame) -> None:
-        client = self.client
-        if client is not None:
-            client.cancel(frame)
+        # Nothing to do: the persisted futures go with the last reference to the frame.
+        # (Cancelling them would also cancel keys that frames built on it still need.)
+        pass
 
     # -- session and I/O ---------------------------------------------------------------
 
