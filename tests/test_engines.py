@@ -56,3 +56,42 @@ def test_spark_errors_name_the_culprit(spark):
     small = spark.createDataFrame(make_frame({0: 60, 1: 3}))
     with pytest.raises(ValueError, match="Class 1 has 3 row"):
         SMOTE(random_state=0).resample(small, label="y")
+
+
+@pytest.mark.parametrize("engine_name", ["dask", "spark"])
+def test_combined_samplers_compute_the_smote_output_once(engine_name, request):
+    """SMOTEENN persists its SMOTE output (Dask futures on the workers, a Spark
+    MEMORY_AND_DISK cache) before the cleaning join's passes read it."""
+    from unittest import mock
+
+    from distsmote import SMOTEENN
+
+    frame = make_frame({0: 300, 1: 40}, seed=11)
+    if engine_name == "dask":
+        import dask.dataframe as dd
+        from distributed import futures_of
+
+        from distsmote.engines.dask import DaskEngine as engine_cls
+
+        request.getfixturevalue("dask_client")
+        data = dd.from_pandas(frame, npartitions=3)
+    else:
+        from distsmote.engines.spark import SparkEngine as engine_cls
+
+        data = request.getfixturevalue("spark").createDataFrame(frame)
+    kept = []
+    original = engine_cls.persist
+
+    def persist(self, f):
+        kept.append(original(self, f))
+        return kept[-1]
+
+    with mock.patch.object(engine_cls, "persist", persist):
+        out = SMOTEENN(random_state=0).resample(data, label="y")
+        n = len(out) if engine_name == "dask" else out.count()
+    assert len(kept) == 1 and n > 0
+    if engine_name == "dask":
+        assert len(futures_of(kept[0])) == kept[0].npartitions
+    else:
+        assert kept[0].is_cached and kept[0].storageLevel.useDisk and kept[0].storageLevel.useMemory
+        kept[0].unpersist()
