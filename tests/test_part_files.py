@@ -47,3 +47,23 @@ def test_keep_only_removes_what_no_successful_attempt_reported(tmp_path):
     assert sorted(keep_only(str(tmp_path), [good])) == [".part-tok-00001-a1.parquet.tmp", "part-tok-00001.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["_OWNER", good.name]
     assert len(pd.read_parquet(tmp_path / good.name)) == 3
+
+
+def test_streamed_batches_make_large_row_groups(tmp_path, monkeypatch):
+    """Small batches (Spark streams 10 000-row Arrow batches) are gathered into row
+    groups; every row, its types and the class counts are kept."""
+    import pyarrow.parquet as pq
+
+    import distsmote.engines.files as files
+
+    schema = pa.schema([("x", pa.float32()), ("y", pa.int64())])
+    batches = [pa.record_batch([pa.array([float(i)] * 1000, pa.float32()), pa.array([i % 3] * 1000)], schema=schema)
+               for i in range(25)]
+    part = files.write_batches(iter(batches), schema, str(tmp_path), "tok", 0, "y")
+    meta = pq.ParquetFile(part.path).metadata
+    assert (meta.num_row_groups, part.rows, part.counts) == (1, 25_000, {0: 9000, 1: 8000, 2: 8000})
+    monkeypatch.setattr(files, "ROW_GROUP_ROWS", 10_000)
+    part = files.write_batches(iter(batches), schema, str(tmp_path), "tok", 1, "y")
+    groups = pq.ParquetFile(part.path).metadata
+    assert [groups.row_group(i).num_rows for i in range(groups.num_row_groups)] == [10_000, 10_000, 5_000]
+    assert pq.read_table(part.path).schema == schema

@@ -131,19 +131,52 @@ def make_directory(directory: str) -> None:
         pass
 
 
-def write_table(table: Any, directory: str, token: str, index: int, label: str | None) -> PartFile:
-    """Write an Arrow table as one part file of ``directory`` (fault point ``write``)."""
+#: A part file's row groups hold about this many bytes of Arrow data (or 1 M rows),
+#: however small the batches a task streams (Spark's Arrow batches are 10 000 rows).
+ROW_GROUP_BYTES = 64 * 1024 * 1024
+ROW_GROUP_ROWS = 1_000_000
+
+
+def write_batches(batches: Iterator[Any], schema: Any, directory: str, token: str, index: int,
+                  label: str | None, attempt: int = 0) -> PartFile:
+    """Stream Arrow record batches into one part file of ``directory`` (fault point
+    ``write``), cast to ``schema``, in row groups of about :data:`ROW_GROUP_BYTES`."""
     import fsspec
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     fs, root = fsspec.core.url_to_fs(directory)  # made by the driver (make_directory)
     fault_point("write")
-    name = part_name(token, index)
-    with published(fs, root, name) as fh:
-        pq.write_table(table, fh, use_dictionary=dictionary_columns(table.schema))
+    name = part_name(token, index, attempt)
+    rows, counts, pending, size = 0, {}, [], [0, 0]  # size: pending bytes and rows
+
+    def flush(writer: Any) -> None:
+        nonlocal rows
+        if not pending:
+            return
+        table = pa.concat_tables(pending)
+        pending.clear()
+        size[:] = [0, 0]
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        rows += table.num_rows
+        for k, n in label_counts(table, label).items():
+            counts[k] = counts.get(k, 0) + n
+
+    with published(fs, root, name) as fh, pq.ParquetWriter(fh, schema, use_dictionary=dictionary_columns(schema)) as w:
+        for batch in batches:
+            pending.append(pa.Table.from_batches([batch]).cast(schema))
+            size[0] += pending[-1].nbytes
+            size[1] += pending[-1].num_rows
+            if size[0] >= ROW_GROUP_BYTES or size[1] >= ROW_GROUP_ROWS:
+                flush(w)
+        flush(w)
     url = posixpath.join(directory.rstrip("/"), name)
-    return PartFile(url, name, int(fs.size(posixpath.join(root, name))), table.num_rows,
-                    label_counts(table, label))
+    return PartFile(url, name, int(fs.size(posixpath.join(root, name))), rows, counts)
+
+
+def write_table(table: Any, directory: str, token: str, index: int, label: str | None) -> PartFile:
+    """:func:`write_batches` for a whole Arrow table."""
+    return write_batches(iter(table.to_batches()), table.schema, directory, token, index, label)
 
 
 def write_pandas(pdf: Any, directory: str, token: str, index: int, label: str | None) -> PartFile:

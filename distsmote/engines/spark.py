@@ -9,7 +9,6 @@ task recomputes identical rows (nothing depends on ``rand()`` or round-robin ord
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,7 @@ import pandas as pd
 from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
 from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, TaskFn
+from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
 from distsmote.progress import stage
 
 try:
@@ -372,7 +372,7 @@ class SparkEngine(Engine):
                     token: str = "run") -> list[Any]:
         import json
 
-        from distsmote.engines.files import PartFile, make_directory
+        from distsmote.engines.files import PartFile, make_directory, write_batches
 
         make_directory(directory)
         arrow_schema = to_arrow_schema(frame.schema)
@@ -382,8 +382,8 @@ class SparkEngine(Engine):
             from pyspark import TaskContext
 
             task = TaskContext.get()
-            part = _write_batches(batches, arrow_schema, directory, token,
-                                  task.partitionId(), task.attemptNumber(), label)
+            part = write_batches(batches, arrow_schema, directory, token, task.partitionId(), label,
+                                 task.attemptNumber())
             counts = json.dumps([[k, n] for k, n in part.counts.items()])
             yield pa.RecordBatch.from_pylist(
                 [{"path": part.path, "name": part.name, "size": part.size, "rows": part.rows, "counts": counts}],
@@ -392,83 +392,9 @@ class SparkEngine(Engine):
             )
 
         with self._stage("write"):  # one small row per part file
-            rows = _interruptible(lambda: frame.mapInArrow(run, out_schema).collect())
+            rows = interruptible(lambda: frame.mapInArrow(run, out_schema).collect())
         return [PartFile(r["path"], r["name"], int(r["size"]), int(r["rows"]),
                          {normalise_label(k): int(n) for k, n in json.loads(r["counts"])}) for r in rows]
 
     def arrow_schema(self, frame: DataFrame) -> Any:
         return to_arrow_schema(frame.schema)
-
-
-def _interruptible(call: Any) -> Any:
-    """Run a long, blocking driver call in a thread that inherits the caller's job group
-    and local properties, while the calling thread waits in Python: a SIGTERM or Ctrl-C
-    is then handled at once (the engine cancels the jobs), whichever thread the OS gave
-    the signal to."""
-    from pyspark import InheritableThread
-
-    out: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            out["value"] = call()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            out["error"] = exc
-
-    thread = InheritableThread(target=target, daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.25)
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
-
-
-def _write_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema, directory: str, token: str,
-                   index: int, attempt: int, label: str | None) -> Any:
-    """Stream one Spark partition's batches into one part file (see ``engines.files``)."""
-    import posixpath
-
-    import fsspec
-    import pyarrow.parquet as pq
-
-    from distsmote.engines.files import PartFile, dictionary_columns, label_counts, part_name, published
-
-    fs, root = fsspec.core.url_to_fs(directory)  # made by the driver (make_directory)
-    fault_point("write")
-    name = part_name(token, index, attempt)
-    path = posixpath.join(root, name)
-    rows, counts = 0, {}
-    with published(fs, root, name) as fh, pq.ParquetWriter(fh, schema, use_dictionary=dictionary_columns(schema)) as w:
-        for batch in batches:
-            batch = pa.Table.from_batches([batch]).cast(schema)
-            w.write_table(batch)
-            rows += batch.num_rows
-            for k, n in label_counts(batch, label).items():
-                counts[k] = counts.get(k, 0) + n
-    url = posixpath.join(directory.rstrip("/"), name)
-    return PartFile(url, name, int(fs.size(path)), rows, counts)
-
-
-def spark_interrupted(session: Any) -> None:
-    """Make a SparkSession usable again after a signal interrupted a call into the JVM.
-
-    PySpark pins one py4j connection per Python thread.  A signal handler that raises
-    in the middle of a call leaves that connection waiting for an answer, which the
-    next call would read as its own.  Drop (close) it, so the next call opens a fresh
-    one, and cancel the running jobs so that no task writes on.
-    """
-    log = logging.getLogger("distsmote")
-    try:
-        client = session.sparkContext._gateway._gateway_client
-        connection = client.get_thread_connection()
-        if connection is not None:
-            client.thread_connection.connection = None
-            connection.close()
-    except Exception:  # noqa: BLE001 - best effort; not every gateway pins threads
-        log.debug("could not reset the py4j connection", exc_info=True)
-    try:
-        session.sparkContext.cancelAllJobs()
-    except Exception:  # noqa: BLE001
-        log.debug("could not cancel Spark jobs", exc_info=True)
-
