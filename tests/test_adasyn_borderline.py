@@ -20,7 +20,7 @@ from sklearn.neighbors import NearestNeighbors
 from distsmote import ADASYN, BorderlineSMOTE
 from distsmote._plan import allocate_children, canonical_order
 from distsmote.engines.local import LocalEngine
-from distsmote.samplers.base import describe
+from distsmote.samplers.frame_info import describe
 from distsmote.samplers.oversampling import collect_class_rows
 
 from _data import on_some_segment

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from _data import make_frame
 

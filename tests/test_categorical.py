@@ -19,7 +19,7 @@ import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from distsmote import SMOTE, SMOTEN, SMOTENC
-from distsmote.neighbors.categorical import median_std, smotenc_neighbours
+from distsmote.neighbors.categorical import smotenc_neighbours
 from distsmote.neighbors.config import KnnConfig
 
 

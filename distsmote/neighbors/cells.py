@@ -1,4 +1,4 @@
-"""Cells of the distributed kNN join: coarse quantizer, probing rules and skew splits.
+"""Cells of the distributed kNN join: coarse quantizer and probing rules.
 
 The quantizer is trained on the driver from a deterministic sample; everything else in
 this module is a pure numpy function a worker applies to one partition, so the cell a
@@ -384,30 +384,3 @@ def exact_probes(
     if not rows_out:
         return home, np.empty(0, np.int64), np.empty(0, np.int64)
     return home, np.concatenate(rows_out).astype(np.int64), np.concatenate(cells_out).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class BucketPlan:
-    """How cells are split into buckets so that no bucket holds too many rows.
-
-    Cell ``c`` becomes a grid of ``data_splits[c] × query_splits[c]`` buckets: its data
-    rows are spread over the data parts and its queries over the query parts by key
-    hash, and bucket ``(i, j)`` searches query part ``j`` against data part ``i``.
-    """
-
-    data_splits: np.ndarray
-    query_splits: np.ndarray
-    offsets: np.ndarray
-
-    @property
-    def n_buckets(self) -> int:
-        return int((self.data_splits * self.query_splits).sum())
-
-    @classmethod
-    def from_counts(cls, n_data: np.ndarray, n_query: np.ndarray, max_rows: int) -> "BucketPlan":
-        max_rows = max(1, int(max_rows))
-        sd = np.maximum(1, np.ceil(np.asarray(n_data) / max_rows)).astype(np.int64)
-        sq = np.maximum(1, np.ceil(np.asarray(n_query) / max_rows)).astype(np.int64)
-        sizes = sd * sq
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        return cls(sd, sq, offsets)

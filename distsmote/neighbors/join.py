@@ -57,7 +57,7 @@ import pandas as pd
 
 from distsmote.engines.base import Engine
 from distsmote.neighbors.bucket_search import merge_edges, records_meta, replicate, search_buckets
-from distsmote.neighbors.cells import BucketPlan
+from distsmote.neighbors.buckets import BucketPlan
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.join_plan import (
     ROWS_PER_PARTITION,

@@ -16,8 +16,8 @@ from distsmote.samplers.base import (
     OVER_SAMPLING_STRATEGY,
     POSITIVE_INT,
     RANDOM_STATE,
-    FrameInfo,
 )
+from distsmote.samplers.frame_info import FrameInfo
 from distsmote.samplers.neighbourhood import Profile, neighbours_table, profiles
 from distsmote.samplers.oversampling import Allocation, BaseOverSampler, ClassRows
 

@@ -44,9 +44,9 @@ from distsmote.samplers.base import (
     JOIN_KNN,
     POSITIVE_INT,
     BaseSampler,
-    FrameInfo,
     join_knn,
 )
+from distsmote.samplers.frame_info import FrameInfo
 from sklearn.utils._param_validation import StrOptions
 
 logger = logging.getLogger("distsmote")

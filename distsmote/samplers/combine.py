@@ -14,7 +14,8 @@ from sklearn.utils._param_validation import HasMethods
 
 from distsmote._validation import DistSmoteInputError
 from distsmote.engines.base import Engine
-from distsmote.samplers.base import OVER_SAMPLING_STRATEGY, RANDOM_STATE, BaseSampler, FrameInfo
+from distsmote.samplers.base import OVER_SAMPLING_STRATEGY, RANDOM_STATE, BaseSampler
+from distsmote.samplers.frame_info import FrameInfo
 from distsmote.samplers.cleaning import EditedNearestNeighbours, TomekLinks, _CleaningSampler
 from distsmote.samplers.smote import SMOTE
 

@@ -29,7 +29,7 @@ from distsmote.neighbors.all_classes import (
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.join import KEY, feature_names
 from distsmote.progress import stage
-from distsmote.samplers.base import FrameInfo
+from distsmote.samplers.frame_info import FrameInfo
 from distsmote.samplers.oversampling import ClassRows
 
 logger = logging.getLogger("distsmote")

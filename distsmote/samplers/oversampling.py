@@ -28,7 +28,8 @@ from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.index import build_index, measured_recall
 from distsmote.progress import stage
-from distsmote.samplers.base import BaseSampler, FrameInfo, join_knn
+from distsmote.samplers.base import BaseSampler, join_knn
+from distsmote.samplers.frame_info import FrameInfo
 
 logger = logging.getLogger("distsmote")
 

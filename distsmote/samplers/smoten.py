@@ -16,7 +16,8 @@ from distsmote.engines.base import Engine
 from distsmote.neighbors.categorical import vdm_neighbours, vdm_tables
 from distsmote.neighbors.config import KnnConfig
 from distsmote.progress import stage
-from distsmote.samplers.base import OVER_SAMPLING_STRATEGY, POSITIVE_INT, RANDOM_STATE, FrameInfo
+from distsmote.samplers.base import OVER_SAMPLING_STRATEGY, POSITIVE_INT, RANDOM_STATE
+from distsmote.samplers.frame_info import FrameInfo
 from distsmote.samplers.oversampling import Allocation, BaseOverSampler, ClassRows
 from distsmote.samplers.smotenc import class_neighbours
 

@@ -17,7 +17,8 @@ from distsmote.engines.base import Engine
 from distsmote.neighbors.categorical import smotenc_neighbours
 from distsmote.progress import stage
 from distsmote.samplers.arrays import categorical_columns, to_frame
-from distsmote.samplers.base import KNN, OVER_SAMPLING_STRATEGY, POSITIVE_INT, RANDOM_STATE, FrameInfo
+from distsmote.samplers.base import KNN, OVER_SAMPLING_STRATEGY, POSITIVE_INT, RANDOM_STATE
+from distsmote.samplers.frame_info import FrameInfo
 from distsmote.samplers.oversampling import Allocation, BaseOverSampler, ClassRows
 
 logger = logging.getLogger("distsmote")
