@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -81,3 +83,13 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.1) -> M
         out, err = proc.communicate()
         seconds = time.perf_counter() - t0
     return Measurement(seconds, sum(monitor.cpu.values()), monitor.peak, proc.returncode, out, err)
+
+
+def dataset_ready(path: Path) -> bool:
+    """True if ``path`` holds a complete benchmark dataset (its ``_DONE`` marker); else
+    empty it for writing (the writer touches ``_DONE`` last)."""
+    if (path / "_DONE").exists():
+        return True
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return False

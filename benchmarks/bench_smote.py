@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import Measurement, measure  # noqa: E402
+from _measure import Measurement, dataset_ready, measure  # noqa: E402
 
 FEATURES = 16
 ROWS_PER_FILE = 1_000_000
@@ -44,10 +44,8 @@ ROWS_PER_FILE = 1_000_000
 
 def write_data(path: Path, rows: int, minority: float, seed: int = 0) -> None:
     """Clustered float32 features, ``label`` 1 on a ``minority`` share; 1 M rows per file."""
-    if (path / "_DONE").exists():
+    if dataset_ready(path):
         return
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 4, size=(32, FEATURES)).astype(np.float32)
     for i, start in enumerate(range(0, rows, ROWS_PER_FILE)):

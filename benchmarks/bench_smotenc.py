@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import Measurement, measure  # noqa: E402
+from _measure import dataset_ready, measure  # noqa: E402
 
 NUMERIC = 10
 CARDINALITIES = (3, 2, 5, 12, 1000)
@@ -44,10 +44,8 @@ CATEGORICAL = [f"c{j}" for j in range(len(CARDINALITIES))]
 
 def write_data(path: Path, rows: int, minority: float, seed: int = 0) -> None:
     """The lake-like table described above; 1 M rows per file."""
-    if (path / "_DONE").exists():
+    if dataset_ready(path):
         return
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 3, size=(16, NUMERIC)).astype(np.float32)
     dictionaries = [pa.array([f"v{j}_{i:04d}" for i in range(c)]) for j, c in enumerate(CARDINALITIES)]
