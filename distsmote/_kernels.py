@@ -15,7 +15,7 @@ import pandas as pd
 from distsmote._faults import fault_point
 from distsmote._plan import Task
 from distsmote.engines.base import empty_frame
-from distsmote._random import draw_bits, draw_integers, draw_uniform, mix64, stream_key
+from distsmote._random import draw_bits, draw_uniform, mix64, stream_key
 from distsmote.neighbors.index import ShippedIndex, search_neighbors
 
 
@@ -59,6 +59,9 @@ class ClassPlan:
     codes: np.ndarray | None = None  # categorical features as codes into vocab (canonical order)
     vocab: tuple = ()  # each categorical feature's sorted distinct values in the class
     extra: pd.DataFrame | None = None  # partition columns, canonical order
+    #: Content keys (canonical order) that key the random streams instead of the
+    #: canonical row numbers (SMOTE: the same streams as generation from the kNN join).
+    ids: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -105,23 +108,42 @@ class SmotePayload:
     out: OutputColumns = OutputColumns()
 
 
+def neighbour_picks(seed: int, class_pos: int, high: Any, ids: np.ndarray, child: np.ndarray) -> np.ndarray:
+    """Rank of each child's partner among its row's ``high`` nearest (an int, or one
+    count per child), from the stream keyed by ``(seed, class, row id, child)``."""
+    u = draw_uniform(stream_key(seed, "neighbour", class_pos), ids, child)
+    return np.minimum((u * high).astype(np.int64), np.asarray(high, dtype=np.int64) - 1)
+
+
+def gaps(seed: int, class_pos: int, ids: np.ndarray, child: np.ndarray) -> np.ndarray:
+    """Each child's step ``u ∈ [0, 1)`` toward its partner."""
+    return draw_uniform(stream_key(seed, "gap", class_pos), ids, child)
+
+
+def interpolate(base: np.ndarray, partner: np.ndarray, gap: np.ndarray, dtype: Any) -> np.ndarray:
+    """``base + gap · (partner − base)`` in float64, cast once to ``dtype``.
+
+    Column-major, so that each column of the result is a contiguous view, not a copy.
+    """
+    diff = np.subtract(partner, base, dtype=np.float64)
+    return np.asfortranarray(base + gap[:, None] * diff, dtype=dtype)
+
+
 def _partners(plan: ClassPlan, payload: SmotePayload, seeds: np.ndarray, rows: np.ndarray,
-              child: np.ndarray, class_pos: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+              ids: np.ndarray, child: np.ndarray, class_pos: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """The partner point of each child and its extra step factor (1 within the class)."""
-    pick_key = stream_key(payload.seed, "neighbour", class_pos)
     if plan.neighbours is None:
         active = seeds[plan.children[seeds] > 0]
         nbrs = search_neighbors(plan.index, plan.points, active, payload.k, payload.rerank_extra, threads)
         slot = np.searchsorted(active, rows)
-        pick = draw_integers(pick_key, payload.k, rows, child)
+        pick = neighbour_picks(payload.seed, class_pos, payload.k, ids, child)
         return plan.points[nbrs[slot, pick]], np.ones(len(rows))
     nb = plan.neighbours
-    high = nb.count[rows]
-    pick = np.minimum((draw_uniform(pick_key, rows, child) * high).astype(np.int64), high - 1)
+    pick = neighbour_picks(payload.seed, class_pos, nb.count[rows], ids, child)
     target = nb.rows[rows, pick]
     factor = np.where(
         nb.same[target], 1.0,
-        payload.other_step * draw_uniform(stream_key(payload.seed, "other-step", class_pos), rows, child),
+        payload.other_step * draw_uniform(stream_key(payload.seed, "other-step", class_pos), ids, child),
     )
     return nb.pool[target], factor
 
@@ -131,7 +153,8 @@ def smote_task(task: Task, payload: SmotePayload, threads: int) -> pd.DataFrame:
 
     Child ``j`` of row ``i`` is ``x_i + u·(x_nn − x_i)`` where ``nn`` is drawn among the
     ``k`` nearest other rows of ``x_i`` and ``u ∈ [0, 1)``, both from the counter-based
-    stream keyed by ``(seed, class, i, j)``.  Toward a neighbour of another class
+    stream keyed by ``(seed, class, id of i, j)``: the row's content key when the plan
+    has ``ids`` (SMOTE), else its canonical row number.  Toward a neighbour of another class
     (Borderline-SMOTE-2) the step is ``u·v`` with ``v ∈ [0, other_step)``.
     """
     fault_point("generate")
@@ -141,38 +164,37 @@ def smote_task(task: Task, payload: SmotePayload, threads: int) -> pd.DataFrame:
     rows = np.repeat(seeds, counts)
     offsets = np.repeat(np.cumsum(counts) - counts, counts)
     child = np.arange(len(rows)) - offsets
-    partner, factor = _partners(plan, payload, seeds, rows, child, task.class_pos, threads)
-    gap = draw_uniform(stream_key(payload.seed, "gap", task.class_pos), rows, child) * factor
-    base = plan.points[rows]
-    diff = np.subtract(partner, base, dtype=np.float64)
-    # Float64 arithmetic, one cast back to the points' dtype; column-major so that each
-    # column below is a contiguous view, not a copy.
-    values = np.asfortranarray(base + gap[:, None] * diff, dtype=plan.points.dtype)
+    ids = rows if plan.ids is None else plan.ids[rows]
+    partner, factor = _partners(plan, payload, seeds, rows, ids, child, task.class_pos, threads)
+    gap = gaps(payload.seed, task.class_pos, ids, child) * factor
+    values = interpolate(plan.points[rows], partner, gap, plan.points.dtype)
     columns = {name: values[:, j] for j, name in enumerate(payload.features)}
-    return _finish(columns, plan, payload, rows, child, task.class_pos)
-
-
-def _finish(columns: dict, plan: ClassPlan, payload: SmotePayload, rows: np.ndarray,
-            child: np.ndarray, class_pos: int) -> pd.DataFrame:
-    """Add the label, categorical, passthrough, partition, id and indicator columns."""
-    n = len(rows)
     spec = payload.out
     if spec.categorical:
         nb = plan.neighbours
         for j, name in enumerate(spec.categorical):
-            key = stream_key(payload.seed, "category", class_pos, j)
-            codes = vote(plan.codes[:, j][np.maximum(nb.rows[rows], 0)], nb.rows[rows] >= 0, key, rows, child)
+            key = stream_key(payload.seed, "category", task.class_pos, j)
+            codes = vote(plan.codes[:, j][np.maximum(nb.rows[rows], 0)], nb.rows[rows] >= 0, key, ids, child)
             columns[name] = plan.vocab[j][codes]
-    columns[payload.label] = np.full(n, plan.value, dtype=object if isinstance(plan.value, str) else None)
+    for name in spec.partition:
+        columns[name] = plan.extra[name].to_numpy()[rows] if len(rows) else plan.extra[name].to_numpy()[:0]
+    return finish_rows(columns, payload, plan.value, ids, child, task.class_pos)
+
+
+def finish_rows(columns: dict, payload: SmotePayload, value: Any, ids: np.ndarray,
+                child: np.ndarray, class_pos: int) -> pd.DataFrame:
+    """Synthetic rows of one class from their feature columns: add the label, the null
+    passthrough columns, fresh ids and the indicator."""
+    n = len(ids)
+    spec = payload.out
+    columns[payload.label] = np.full(n, value, dtype=object if isinstance(value, str) else None)
     for name in spec.nulls:
         columns[name] = np.full(n, None, dtype=object)
-    for name in spec.partition:
-        columns[name] = plan.extra[name].to_numpy()[rows] if n else plan.extra[name].to_numpy()[:0]
     if spec.id_column:
-        bits = draw_bits(stream_key(payload.seed, "id", class_pos), rows, child) >> np.uint64(1)
-        ids = bits.astype(np.int64)
+        bits = draw_bits(stream_key(payload.seed, "id", class_pos), ids, child) >> np.uint64(1)
+        fresh = bits.astype(np.int64)
         columns[spec.id_column] = (
-            np.array([f"synthetic-{v:016x}" for v in ids], dtype=object) if spec.id_string else ids
+            np.array([f"synthetic-{v:016x}" for v in fresh], dtype=object) if spec.id_string else fresh
         )
     out = pd.DataFrame(columns, copy=False)
     if payload.indicator:

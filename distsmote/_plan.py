@@ -101,3 +101,84 @@ def plan_tasks(children: list[np.ndarray]) -> list[Task]:
             tasks.append(Task(pos, start, stop))
             start = stop
     return tasks
+
+
+# -- even allocation by content key (SMOTE) -------------------------------------------
+#
+# SMOTE's rows are keyed by content (:mod:`distsmote.neighbors.keys`): the copies of a
+# row share a key and are one point with a multiplicity.  Every copy gets ``⌊N/n⌋``
+# children and the ``N mod n`` copies with the smallest score ``(hash, key, copy)`` one
+# more.  The score depends only on content, so the driver (all keys in memory) and the
+# distributed path (a histogram of the hashes, then one bin) choose the same copies.
+
+#: Histogram bins of the distributed selection: the top ``HIST_BITS`` bits of a hash.
+HIST_BITS = 16
+
+
+def copy_scores(seed: int, class_pos: int, keys: np.ndarray, mult: np.ndarray):
+    """The score ``(hash, key, copy)`` of every copy of every key, and its owner.
+
+    Parameters
+    ----------
+    seed, class_pos : int
+        Key of the allocation stream.
+    keys : ndarray of int64
+        Content keys, one per point.
+    mult : ndarray of int64
+        Copies of each point.
+
+    Returns
+    -------
+    hashes : ndarray of uint64
+    copy_keys : ndarray of int64
+    copy : ndarray of int64
+        Copy number within its key, from 0.
+    owner : ndarray of int64
+        Position of the copy's key in ``keys``.
+    """
+    mult = np.asarray(mult, dtype=np.int64)
+    owner = np.repeat(np.arange(len(mult)), mult)
+    copy = np.arange(len(owner)) - np.repeat(np.cumsum(mult) - mult, mult)
+    copy_keys = np.asarray(keys, dtype=np.int64)[owner]
+    hashes = draw_bits(stream_key(seed, "allocate-key", class_pos), copy_keys.view(np.uint64), copy)
+    return hashes, copy_keys, copy, owner
+
+
+def nth_score(hashes: np.ndarray, keys: np.ndarray, copy: np.ndarray, n: int) -> tuple[int, int, int]:
+    """The ``n``-th smallest score (1-based) among these copies, as ``(hash, key, copy)``."""
+    order = np.lexsort((copy, keys, hashes))
+    i = order[n - 1]
+    return int(hashes[i]), int(keys[i]), int(copy[i])
+
+
+def at_most(hashes: np.ndarray, keys: np.ndarray, copy: np.ndarray, threshold: tuple[int, int, int]) -> np.ndarray:
+    """Whether each score is at most ``threshold`` (lexicographic order)."""
+    h, k, c = threshold
+    h = np.uint64(h)
+    return (hashes < h) | ((hashes == h) & ((keys < k) | ((keys == k) & (copy <= c))))
+
+
+def keyed_children(
+    keys: np.ndarray, mult: np.ndarray, n_new: int, n_rows: int, seed: int, class_pos: int,
+    threshold: tuple[int, int, int] | None,
+) -> np.ndarray:
+    """Children of each point: ``⌊N/n⌋`` per copy, one more per copy scoring at most
+    ``threshold`` (``None``: no extra children, ``N`` is a multiple of ``n``)."""
+    mult = np.asarray(mult, dtype=np.int64)
+    counts = mult * (int(n_new) // int(n_rows))
+    if threshold is not None and len(keys):
+        hashes, copy_keys, copy, owner = copy_scores(seed, class_pos, keys, mult)
+        extra = at_most(hashes, copy_keys, copy, threshold)
+        counts = counts + np.bincount(owner[extra], minlength=len(keys))
+    return counts.astype(np.int64)
+
+
+def even_keyed_children(keys: np.ndarray, mult: np.ndarray, n_new: int, seed: int, class_pos: int) -> np.ndarray:
+    """:func:`keyed_children` with the threshold chosen here, from every copy (driver)."""
+    n_rows = int(np.sum(mult))
+    extra = int(n_new) % n_rows if n_rows else 0
+    threshold = None
+    if extra:
+        hashes, copy_keys, copy, _ = copy_scores(seed, class_pos, keys, mult)
+        threshold = nth_score(hashes, copy_keys, copy, extra)
+    return keyed_children(keys, mult, n_new, n_rows, seed, class_pos, threshold)

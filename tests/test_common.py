@@ -267,7 +267,7 @@ def _imblearn_twin(sampler):
     for module in (io, iu, ic):
         if hasattr(module, type(sampler).__name__):
             cls = getattr(module, type(sampler).__name__)
-            params = {k: v for k, v in sampler.get_params(deep=False).items() if k != "knn"}
+            params = {k: v for k, v in sampler.get_params(deep=False).items() if k not in ("knn", "driver_budget")}
             return cls(**params)
     raise AssertionError(type(sampler).__name__)
 

@@ -94,10 +94,16 @@ def test_within_002_of_imbalanced_learn_pipelines(churn):
     enc, train, test = _split(churn, 0)
     x, y = train[enc.features].to_numpy(np.float64), train[CHURN_LABEL].to_numpy()
     x_test, y_test = test[enc.features].to_numpy(np.float64), test[CHURN_LABEL].to_numpy()
+    # imbalanced-learn's own scores move by up to 0.025 between seeds here (SMOTEENN's
+    # precision: 0.330 to 0.354 over seeds 0-5), so the oracle is its mean over 5 seeds.
     for name, cls in ours.items():
-        steps = make_model("lr", 0).steps
-        pipe = make_pipeline(cls(random_state=0), *[step for _, step in steps]).fit(x, y)
-        for metric, value in _sklearn_scores(pipe, x_test, y_test).items():
+        runs = []
+        for seed in range(5):
+            steps = make_model("lr", 0).steps
+            pipe = make_pipeline(cls(random_state=seed), *[step for _, step in steps]).fit(x, y)
+            runs.append(_sklearn_scores(pipe, x_test, y_test))
+        for metric in runs[0]:
+            value = float(np.mean([r[metric] for r in runs]))
             assert abs(got[(name, "lr", metric)] - value) <= 0.02, (name, metric, got[(name, "lr", metric)], value)
 
 

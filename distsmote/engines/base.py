@@ -134,7 +134,9 @@ class Engine(ABC):
 
         All rows with equal ``by`` reach the same ``fn`` call, which sees its whole
         partition at once (in no particular row order: ``fn`` must sort what it needs).
-        The result has the columns and dtypes of ``meta``.  Partitioning is a hash of the
+        The result has the columns and dtypes of ``meta``: an empty pandas frame, or a
+        frame of this engine whose schema the result takes (types pandas cannot spell
+        exactly, e.g. Spark's, stay exact).  Partitioning is a hash of the
         value, never ``rand()`` or arrival order, so a retried task sees the same rows.
         """
 

@@ -186,6 +186,7 @@ class DaskEngine(Engine):
     def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions):
         sent = frame.map_partitions(_shuffle_input, meta=frame._meta)
         shuffled = sent.shuffle(on=by, npartitions=max(1, int(npartitions)))
+        meta = getattr(meta, "_meta", meta)  # a Dask frame gives its schema
         return shuffled.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta)
 
     def aggregate(self, frame, by: str, aggs: dict[str, str]) -> pd.DataFrame:

@@ -130,6 +130,7 @@ class LocalEngine(Engine):
         return self._run_parts(parts, fn, handle, meta)
 
     def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions) -> pd.DataFrame:
+        meta = meta.iloc[:0]  # a frame gives its schema
         cores = os.cpu_count() or 1
         n = max(1, min(4 * cores, len(frame) // 10_000))
         if n == 1:

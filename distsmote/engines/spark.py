@@ -245,7 +245,7 @@ class SparkEngine(Engine):
         return frame.mapInArrow(run, schema)
 
     def shuffle_map(self, frame: DataFrame, by, fn: PartitionFn, handle: _Payload, meta, npartitions):
-        schema = schema_from_meta(meta)
+        schema = meta.schema if isinstance(meta, DataFrame) else schema_from_meta(meta)
         arrow_schema = self._arrow_schema(schema)
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -54,9 +54,13 @@ class _KeySpec:
     label: str
     classes: tuple[Any, ...]
     dtype: str
+    #: Only the rows of these classes (``None``: every row).
+    only: tuple[Any, ...] | None = None
 
 
 def _frame_keys(pdf: pd.DataFrame, spec: _KeySpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if spec.only is not None:
+        pdf = pdf.loc[pdf[spec.label].isin(list(spec.only)).to_numpy(bool)]
     values = pdf[list(spec.features)].to_numpy(dtype=np.float64)
     codes = class_codes(pdf[spec.label], spec.classes, spec.label)
     return values, codes, content_keys(values, codes)
@@ -98,9 +102,14 @@ class TableSource:
         return engine.map_partitions(self.frame, _sampled_rows, engine.broadcast((self.spec, threshold)), meta)
 
 
-def table_source(frame: Any, label: str, features: Sequence[str], classes: Sequence[Any], dtype: Any) -> TableSource:
+def table_source(
+    frame: Any, label: str, features: Sequence[str], classes: Sequence[Any], dtype: Any,
+    only: Sequence[Any] | None = None,
+) -> TableSource:
     """What :func:`prepare_table` needs to make a join table of ``frame``."""
-    return TableSource(frame, _KeySpec(tuple(features), label, tuple(classes), np.dtype(dtype).name))
+    spec = _KeySpec(tuple(features), label, tuple(classes), np.dtype(dtype).name,
+                    None if only is None else tuple(only))
+    return TableSource(frame, spec)
 
 
 def _keys_only(pdf: pd.DataFrame, spec: _KeySpec) -> np.ndarray:
@@ -108,14 +117,16 @@ def _keys_only(pdf: pd.DataFrame, spec: _KeySpec) -> np.ndarray:
 
 
 def prepare_table(
-    engine: Engine, frame: Any, label: str, features: Sequence[str], classes: Sequence[Any], dtype: Any
+    engine: Engine, frame: Any, label: str, features: Sequence[str], classes: Sequence[Any], dtype: Any,
+    only: Sequence[Any] | None = None,
 ) -> Any:
     """The join table of a frame: content key, class code, multiplicity, features.
 
     Copies of a row within one partition are merged into one table row with their count
-    (copies in other partitions are merged later, inside the join).
+    (copies in other partitions are merged later, inside the join).  ``only``: keep the
+    rows of these classes alone (class codes still count every class).
     """
-    spec = table_source(frame, label, features, classes, dtype).spec
+    spec = table_source(frame, label, features, classes, dtype, only).spec
     meta = table_meta(len(features), dtype)
     return engine.map_partitions(frame, _prepare, engine.broadcast(spec), meta)
 

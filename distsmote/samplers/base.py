@@ -68,6 +68,32 @@ RANDOM_STATE = [
 ]
 #: A neighbour count.
 POSITIVE_INT = [Interval(numbers.Integral, 1, None, closed="left")]
+#: A memory budget: bytes, a size string ("2GiB") or None (no limit).
+DRIVER_BUDGET = [Interval(numbers.Integral, 1, None, closed="left"), str, None]
+
+
+def parse_budget(value: Any) -> int | None:
+    """A ``driver_budget`` in bytes (``None``: no limit).
+
+    Raises
+    ------
+    DistSmoteInputError
+        If a string is not a size such as ``"512MiB"`` or ``"2GB"``.
+    """
+    if value is None or isinstance(value, numbers.Integral):
+        return None if value is None else int(value)
+    from dask.utils import parse_bytes
+
+    try:
+        size = int(parse_bytes(value))
+    except (ValueError, TypeError):
+        size = 0
+    if size <= 0:
+        raise DistSmoteInputError(
+            f"driver_budget must be a positive number of bytes or a size such as '512MiB' "
+            f"or '2GiB'. Got {value!r}."
+        )
+    return size
 
 
 def join_knn(knn: Any) -> KnnConfig:
@@ -289,4 +315,6 @@ __all__ = [
     "RANDOM_STATE",
     "JOIN_KNN",
     "POSITIVE_INT",
+    "DRIVER_BUDGET",
+    "parse_budget",
 ]

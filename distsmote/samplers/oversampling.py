@@ -20,16 +20,18 @@ import pandas as pd
 
 from distsmote._faults import fault_point
 from distsmote._kernels import ClassPlan, Neighbours, OutputColumns, SmotePayload, smote_task
-from distsmote._plan import allocate_children, canonical_order, plan_tasks
+from distsmote._plan import allocate_children, canonical_order, even_keyed_children, plan_tasks
 from distsmote._random import resolve_seed
-from distsmote._validation import check_class_sizes
+from distsmote._validation import DistSmoteInputError, check_class_sizes
 from distsmote.columns import sorted_codes
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.index import build_index, measured_recall
+from distsmote.neighbors.keys import content_keys
 from distsmote.progress import stage
 from distsmote.samplers.base import BaseSampler, join_knn
 from distsmote.samplers.frame_info import FrameInfo
+from distsmote.samplers.join_generation import driver_bytes, generate_from_join
 
 logger = logging.getLogger("distsmote")
 
@@ -55,6 +57,10 @@ class ClassRows:
         Each categorical feature's distinct values in the class, sorted.
     extra : pandas.DataFrame or None
         The partition columns, canonical order (synthetic rows copy their seed's).
+    keys : ndarray of int64 or None
+        Content keys, canonical order, when the class is keyed by content (SMOTE on
+        numeric features): the canonical order sorts by key and the random streams use
+        the keys.
     """
 
     value: Any
@@ -65,6 +71,24 @@ class ClassRows:
     codes: np.ndarray | None = None
     vocab: tuple = ()
     extra: pd.DataFrame | None = None
+    keys: np.ndarray | None = None
+
+
+def even_children(row: ClassRows, seed: int) -> np.ndarray:
+    """SMOTE's even spread of ``row.n_new`` children over the class's canonical rows.
+
+    Keyed by content, the copies of a row are one point whose first canonical row
+    holds all of their children (:func:`distsmote._plan.even_keyed_children`), as the
+    distributed path does.
+    """
+    if row.keys is None:
+        return allocate_children(len(row.x), row.n_new, seed, row.pos)
+    keys = row.keys
+    start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.empty(0, np.int64)
+    mult = np.diff(np.r_[start, len(keys)])
+    children = np.zeros(len(keys), np.int64)
+    children[start] = even_keyed_children(keys[start], mult, row.n_new, seed, row.pos)
+    return children
 
 
 @dataclass(frozen=True)
@@ -87,6 +111,13 @@ class BaseOverSampler(BaseSampler):
     #: Whether the sampler also searches neighbours over all classes (the kNN join,
     #: which has no HNSW mode).
     _all_classes = False
+    #: Whether the sampler keys its rows by content and can generate from the kNN join
+    #: when the classes to oversample exceed ``driver_budget`` (SMOTE).
+    _keyed = False
+
+    def _driver_budget(self) -> int | None:
+        """Bytes the classes to oversample may take on the driver (``None``: no limit)."""
+        return None
 
     def _k(self) -> int:
         raise NotImplementedError
@@ -103,7 +134,7 @@ class BaseOverSampler(BaseSampler):
     def _allocate(
         self, engine: Engine, frame: Any, info: FrameInfo, rows: list[ClassRows], seed: int
     ) -> list[Allocation]:
-        return [Allocation(allocate_children(len(r.x), r.n_new, seed, r.pos)) for r in rows]
+        return [Allocation(even_children(r, seed)) for r in rows]
 
     def _fit_resample(self, engine: Engine, frame: Any, info: FrameInfo, targets: dict) -> Any:
         k = self._k()
@@ -118,9 +149,26 @@ class BaseOverSampler(BaseSampler):
         if not active:
             return base
         fault_point("plan")
+        keyed = self._keyed and not info.categorical and not (info.roles and info.roles.partition)
+        budget, needed = self._driver_budget(), driver_bytes(info, active)
+        if budget is not None and needed > budget:
+            if not keyed:
+                raise DistSmoteInputError(
+                    f"The classes to oversample take about {needed / 2**30:.2f} GiB on the driver, "
+                    f"over driver_budget ({budget / 2**30:.2f} GiB), and generation from the kNN "
+                    "join supports numeric features without partition_columns only. Raise "
+                    "driver_budget (and the driver's memory), or drop the partition columns."
+                )
+            logger.info(
+                "the classes to oversample take about %.2f GiB, over driver_budget (%.2f GiB): "
+                "generating from the distributed kNN join", needed / 2**30, budget / 2**30,
+            )
+            payload = self._payload_spec(info, (), k, seed)
+            synthetic = generate_from_join(engine, frame, info, active, payload, self._knn(), like=base)
+            return engine.union([base, synthetic])
         t0 = time.perf_counter()
         with stage("planning: collect the classes to oversample"):
-            rows = collect_class_rows(engine, frame, info, active)
+            rows = collect_class_rows(engine, frame, info, active, keyed=keyed)
         allocations = self._allocate(engine, frame, info, rows, seed)
         with stage("planning: neighbour indexes"):
             payload, tasks = self._payload(info, rows, allocations, k, seed)
@@ -149,17 +197,19 @@ class BaseOverSampler(BaseSampler):
                 method = "precomputed"
             plans.append(ClassPlan(
                 r.value, r.x.astype(point_dtype), alloc.children, index, alloc.neighbours,
-                codes=r.codes, vocab=r.vocab, extra=r.extra,
+                codes=r.codes, vocab=r.vocab, extra=r.extra, ids=r.keys,
             ))
             logger.info(
                 "class %r: %d rows (%d seeds), %d to generate, %s neighbours",
                 r.value, len(r.x), int((alloc.children > 0).sum()), r.n_new, method,
             )
-        payload = SmotePayload(
-            tuple(info.features), info.label, info.indicator, tuple(plans), k, seed,
-            knn.rerank_extra, self._other_step(), output_columns(info),
+        return self._payload_spec(info, tuple(plans), k, seed), plan_tasks([p.children for p in plans])
+
+    def _payload_spec(self, info: FrameInfo, plans: tuple, k: int, seed: int) -> SmotePayload:
+        return SmotePayload(
+            tuple(info.features), info.label, info.indicator, plans, k, seed,
+            self._knn().rerank_extra, self._other_step(), output_columns(info),
         )
-        return payload, plan_tasks([p.children for p in plans])
 
 
 def output_columns(info: FrameInfo) -> OutputColumns:
@@ -176,12 +226,15 @@ def output_columns(info: FrameInfo) -> OutputColumns:
     )
 
 
-def collect_class_rows(engine: Engine, frame: Any, info: FrameInfo, active: dict) -> list[ClassRows]:
+def collect_class_rows(
+    engine: Engine, frame: Any, info: FrameInfo, active: dict, keyed: bool = False
+) -> list[ClassRows]:
     """The rows of the classes to oversample, per class in canonical order.
 
     The canonical order sorts by the numeric features, then the categorical features'
     codes, then the partition columns' codes (codes follow sorted values, so every
-    engine and partitioning gives the same order).
+    engine and partitioning gives the same order).  ``keyed`` (numeric features only):
+    by content key first, then the features, and the keys are kept.
     """
     features = list(info.features)
     categorical = list(info.categorical)
@@ -199,12 +252,14 @@ def collect_class_rows(engine: Engine, frame: Any, info: FrameInfo, active: dict
         keys = np.column_stack(
             [x, *([cat_codes] if cat else []), *[sorted_codes(part[c])[0] for c in partition]]
         ) if (cat or partition) else x
-        order = canonical_order(keys)
+        row_keys = content_keys(x, np.full(len(x), codes[cls], np.int32)) if keyed else None
+        order = canonical_order(keys) if row_keys is None else np.lexsort((*x.T[::-1], row_keys))
         extra = part[partition].iloc[order].reset_index(drop=True) if partition else None
         out.append(ClassRows(
             cls, pos, codes[cls], x[order], int(n_new),
             codes=None if cat_codes is None else np.ascontiguousarray(cat_codes[order]),
             vocab=tuple(v for _, v in cat), extra=extra,
+            keys=None if row_keys is None else row_keys[order],
         ))
     return out
 

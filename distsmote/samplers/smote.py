@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from distsmote.samplers.base import KNN, OVER_SAMPLING_STRATEGY, POSITIVE_INT, RANDOM_STATE
+from distsmote.samplers.base import (
+    DRIVER_BUDGET, KNN, OVER_SAMPLING_STRATEGY, POSITIVE_INT, RANDOM_STATE, parse_budget,
+)
 from distsmote.samplers.oversampling import BaseOverSampler
 
 
@@ -26,6 +28,15 @@ class SMOTE(BaseOverSampler):
     knn : {"auto", "exact", "ivf", "hnsw"}, dict or KnnConfig, default="auto"
         Neighbour search.  ``"exact"`` returns imbalanced-learn's neighbours; ``"auto"``
         is exact for small classes and IVF (recall@k ≥ 0.98) for large ones.
+    driver_budget : int, str or None, default="2GiB"
+        Driver memory the rows of the classes to oversample may take (bytes, or a size
+        such as ``"512MiB"``; estimated as 8 bytes per value).  Within it they are
+        collected and a neighbour index is broadcast; above it SMOTE generates from
+        the distributed kNN join and no class row reaches the driver (numeric features
+        without partition columns; the join's search is exact up to
+        ``knn.exact_max_rows`` rows per class, else IVF cells, and ``"hnsw"`` becomes
+        IVF).  With ``knn="exact"`` both paths return the same rows.  ``None``: always
+        collect.
 
     Attributes
     ----------
@@ -45,7 +56,11 @@ class SMOTE(BaseOverSampler):
     instead draws seed rows with replacement.
 
     *Neighbours.*  A row's own id is dropped, so an exact duplicate of it is a
-    legitimate neighbour at distance 0.  Ties are broken by canonical order.
+    legitimate neighbour at distance 0.  Ties are broken by content key.
+
+    *Streams.*  Rows are keyed by content (:mod:`distsmote.neighbors.keys`): the copies
+    of a row are one point, the copies that take an extra child and every random draw
+    are functions of the keys and the seed, so the broadcast and join paths agree.
     """
 
     _parameter_constraints = {
@@ -53,7 +68,9 @@ class SMOTE(BaseOverSampler):
         "k_neighbors": POSITIVE_INT,
         "random_state": RANDOM_STATE,
         "knn": KNN,
+        "driver_budget": DRIVER_BUDGET,
     }
+    _keyed = True
 
     def __init__(
         self,
@@ -62,11 +79,20 @@ class SMOTE(BaseOverSampler):
         k_neighbors: int = 5,
         random_state: Any = None,
         knn: Any = "auto",
+        driver_budget: Any = "2GiB",
     ) -> None:
         self.sampling_strategy = sampling_strategy
         self.k_neighbors = k_neighbors
         self.random_state = random_state
         self.knn = knn
+        self.driver_budget = driver_budget
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        parse_budget(self.driver_budget)
+
+    def _driver_budget(self) -> int | None:
+        return parse_budget(self.driver_budget)
 
     def _k(self) -> int:
         return int(self.k_neighbors)
