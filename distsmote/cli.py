@@ -53,6 +53,9 @@ def _add_job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampling-strategy", type=_strategy, help="float in (0, 1] or 'auto', 'minority', 'not minority', 'not majority', 'all'")
     p.add_argument("--k-neighbors", type=int, help="neighbours of each synthetic row's partner (ADASYN: n_neighbors; default 5)")
     p.add_argument("--knn", choices=["auto", "exact", "ivf", "hnsw"], help="neighbour search (default auto)")
+    p.add_argument("--driver-budget", metavar="SIZE",
+                   help="SMOTE: driver memory for the classes to oversample, e.g. 512MiB (default 2GiB); "
+                        "above it, generation runs from the distributed kNN join")
     p.add_argument("--indicator", help="add a boolean column of this name marking synthetic rows")
     p.add_argument("--categorical", type=_columns, metavar="COL,COL",
                    help="categorical features for smotenc/smoten (default: string, category and boolean columns)")
@@ -138,6 +141,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "sampler.params.sampling_strategy": args.sampling_strategy,
         "sampler.params.k_neighbors": args.k_neighbors,
         "sampler.params.knn": args.knn,
+        "sampler.params.driver_budget": args.driver_budget,
     }
     return {
         "input": getattr(args, "input", None),

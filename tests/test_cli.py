@@ -263,3 +263,18 @@ def test_continuous_label_is_refused_in_one_line(tmp_path, capsys):
     assert code == 2 and "Unknown label type: continuous" in err and "'y'" in err
     assert len(_error_lines(err)) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_driver_budget_flag_runs_the_join_path(dataset, tmp_path, capsys):
+    frame, src = dataset
+    dst = tmp_path / "out"
+    code, out, err = _run(capsys, "resample", "--input", src, "--output", str(dst), "--label", "y",
+                          "--engine", "local", "--seed", "7", "--knn", "exact", "--driver-budget", "1KiB")
+    assert code == 0, err
+    assert "generating from the distributed kNN join" in err
+    expected = SMOTE(random_state=7, knn="exact").resample(frame, label="y")  # the broadcast path
+    assert_same_rows(pd.read_parquet(dst), expected)
+    code, out, err = _run(capsys, "resample", "--input", src, "--output", str(tmp_path / "bad"), "--label", "y",
+                          "--engine", "local", "--driver-budget", "lots")
+    assert code != 0 and "driver_budget must be a positive number of bytes" in err
+    assert not (tmp_path / "bad").exists()
