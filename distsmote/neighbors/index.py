@@ -13,6 +13,7 @@ import numpy as np
 
 from distsmote._random import draw_bits, stream_key
 from distsmote.neighbors import faiss_ops
+from distsmote.neighbors.exact import full_d2, pair_d2
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.faiss_ops import ShippedIndex, load_index, set_threads
 
@@ -65,8 +66,8 @@ def exact_rerank(
 
     Parameters
     ----------
-    points : ndarray of shape (n, d), float64
-        All indexed rows, canonical order.
+    points : ndarray of shape (n, d)
+        All indexed rows, canonical order (distances are float64 whatever the dtype).
     query_ids : ndarray of shape (q,)
         Canonical ids of the query rows (their own id is dropped from the candidates).
     candidates : ndarray of shape (q, c)
@@ -84,8 +85,8 @@ def exact_rerank(
     cand[cand == query_ids[:, None]] = -1
     valid = cand >= 0
     safe = np.where(valid, cand, 0)
-    diff = points[safe] - points[query_ids][:, None, :]
-    dist = np.einsum("qcd,qcd->qc", diff, diff)
+    # Float64, summed feature by feature: the kNN join's distances, bit for bit.
+    dist = pair_d2(points[query_ids].astype(np.float64), points[safe].astype(np.float64))
     dist[~valid] = np.inf
     # Order by (distance, id); invalid entries sort last.
     ids_for_sort = np.where(valid, cand, np.iinfo(np.int64).max)
@@ -102,9 +103,10 @@ def brute_force_neighbors(points: np.ndarray, query_ids: np.ndarray, k: int) -> 
     out = np.empty((len(query_ids), k), dtype=np.int64)
     ids = np.arange(len(points))
     block = max(1, 4_000_000 // max(1, points.size))  # keep each block ~32 MB
+    x = points.astype(np.float64)
     for start in range(0, len(query_ids), block):
         q = query_ids[start : start + block]
-        d = ((points[None, :, :] - points[q][:, None, :]) ** 2).sum(-1)
+        d = full_d2(x[q], x)
         d[np.arange(len(q)), q] = np.inf
         order = np.lexsort((np.broadcast_to(ids, d.shape), d), axis=-1)[:, :k]
         out[start : start + len(q)] = order
