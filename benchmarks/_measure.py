@@ -93,3 +93,27 @@ def dataset_ready(path: Path) -> bool:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return False
+
+
+def write_clustered(path: Path, rows: int, labels, shift: float, features: int = 16,
+                    rows_per_file: int = 1_000_000, seed: int = 0) -> None:
+    """A cached benchmark dataset: float32 features around 32 random centres, an int64
+    ``label`` from ``labels(rng, n)``, each row moved by ``shift × label``; 1 M rows per
+    Parquet file, ``_DONE`` written last."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if dataset_ready(path):
+        return
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, size=(32, features)).astype(np.float32)
+    for i, start in enumerate(range(0, rows, rows_per_file)):
+        n = min(rows_per_file, rows - start)
+        x = centres[rng.integers(0, len(centres), n)] + rng.standard_normal((n, features), dtype=np.float32)
+        y = labels(rng, n).astype(np.int64)
+        x += (y[:, None] * shift).astype(np.float32)
+        cols = {f"f{j:02d}": x[:, j] for j in range(features)}
+        cols["label"] = y
+        pq.write_table(pa.table(cols), path / f"part-{i:05d}.parquet")
+    (path / "_DONE").touch()

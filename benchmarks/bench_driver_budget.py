@@ -24,11 +24,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import Measurement, dataset_ready, measure  # noqa: E402
+from _measure import Measurement, measure, write_clustered  # noqa: E402
 from bench_smote import IO_FLOOR, stages  # noqa: E402
 
 FEATURES = 16
@@ -38,19 +37,8 @@ SHARES = (0.50, 0.25, 0.15, 0.10)
 
 def write_data(path: Path, rows: int, seed: int = 0) -> None:
     """Clustered float32 features; class ``c`` (0-3) on ``SHARES[c]`` of the rows."""
-    if dataset_ready(path):
-        return
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 4, size=(32, FEATURES)).astype(np.float32)
-    for i, start in enumerate(range(0, rows, ROWS_PER_FILE)):
-        n = min(ROWS_PER_FILE, rows - start)
-        x = centres[rng.integers(0, len(centres), n)] + rng.standard_normal((n, FEATURES), dtype=np.float32)
-        y = rng.choice(len(SHARES), size=n, p=SHARES).astype(np.int64)
-        x += y[:, None].astype(np.float32) * 0.5
-        cols = {f"f{j:02d}": x[:, j] for j in range(FEATURES)}
-        cols["label"] = y
-        pq.write_table(pa.table(cols), path / f"part-{i:05d}.parquet")
-    (path / "_DONE").touch()
+    write_clustered(path, rows, lambda rng, n: rng.choice(len(SHARES), size=n, p=SHARES), 0.5,
+                    FEATURES, ROWS_PER_FILE, seed)
 
 
 def _check(m: Measurement, what: str) -> Measurement:

@@ -31,12 +31,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import Measurement, dataset_ready, measure  # noqa: E402
+from _measure import Measurement, measure, write_clustered  # noqa: E402
 
 FEATURES = 16
 ROWS_PER_FILE = 1_000_000
@@ -44,19 +42,7 @@ ROWS_PER_FILE = 1_000_000
 
 def write_data(path: Path, rows: int, minority: float, seed: int = 0) -> None:
     """Clustered float32 features, ``label`` 1 on a ``minority`` share; 1 M rows per file."""
-    if dataset_ready(path):
-        return
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 4, size=(32, FEATURES)).astype(np.float32)
-    for i, start in enumerate(range(0, rows, ROWS_PER_FILE)):
-        n = min(ROWS_PER_FILE, rows - start)
-        x = centres[rng.integers(0, len(centres), n)] + rng.standard_normal((n, FEATURES), dtype=np.float32)
-        y = (rng.random(n) < minority).astype(np.int64)
-        x[y == 1] += 1.0
-        cols = {f"f{j:02d}": x[:, j] for j in range(FEATURES)}
-        cols["label"] = y
-        pq.write_table(pa.table(cols), path / f"part-{i:05d}.parquet")
-    (path / "_DONE").touch()
+    write_clustered(path, rows, lambda rng, n: rng.random(n) < minority, 1.0, FEATURES, ROWS_PER_FILE, seed)
 
 
 IO_FLOOR = textwrap.dedent(

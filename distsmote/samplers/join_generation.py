@@ -27,11 +27,10 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from distsmote import _join_kernels as jk
 from distsmote._kernels import SmotePayload
-from distsmote._plan import HIST_BITS, nth_score
+from distsmote._plan import nth_score
 from distsmote.engines.base import Engine, empty_frame
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.join import knn_join
