@@ -174,7 +174,7 @@ def requests(pdf: pd.DataFrame, spec: JoinGeneration, threads: int) -> pd.DataFr
     if not (found & (count > 0)).all():
         raise RuntimeError(
             "The kNN join found no neighbour for a row that needs children (approximate "
-            "mode, an isolated row). Use knn='exact', or raise knn's join_nprobe."
+            "mode, an isolated row). Use knn='exact', or raise knn={'generation_nprobe': ...}."
         )
     owner = np.repeat(np.arange(len(keys)), children)
     child = np.arange(len(owner)) - np.repeat(np.cumsum(children) - children, children)

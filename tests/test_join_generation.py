@@ -132,3 +132,39 @@ def test_even_keyed_allocation(mult, n_new, seed, salt):
         in_bin = top == cut
         threshold = nth_score(h[in_bin], k[in_bin], c[in_bin], extra - below)
         np.testing.assert_array_equal(keyed_children(keys, mult, n_new, n, seed, 3, threshold), got)
+
+
+def test_approximate_join_path_finds_the_true_neighbours():
+    """Recall@5 of the join path's neighbour lists (IVF cells of about 2 048 rows,
+    ``generation_nprobe`` of them per row) against brute force, on clustered data."""
+    import faiss
+
+    from distsmote import _join_kernels as jk
+    from distsmote.neighbors.config import KnnConfig
+    from distsmote.neighbors.join import knn_join
+    from distsmote.neighbors.table import KEY, prepare_table, table_meta
+    from distsmote.samplers.join_generation import join_knn_config
+
+    rng = np.random.default_rng(3)
+    n, d, k = 60_000, 8, 5
+    centres = rng.normal(0, 4, size=(32, d))
+    x = (centres[rng.integers(0, 32, n)] + rng.standard_normal((n, d))).astype(np.float32)
+    frame = pd.DataFrame(x, columns=[f"c{j}" for j in range(d)]).assign(y=1)
+    engine = LocalEngine()
+    table = prepare_table(engine, frame, "y", list(frame.columns[:d]), [1], "float32")
+    points = engine.shuffle_map(table, KEY, jk.merge_copies, d, table_meta(d, "float32"), 4)
+    knn = join_knn_config(KnnConfig(method="ivf", nlist=n // 2048))
+    assert knn.join_nprobe == 4
+    lists, info = knn_join(engine, points, k=k, n_rows=n, n_features=d, dtype="float32", n_classes=1, knn=knn,
+                           finish=jk.neighbour_lists, finish_args=(k, d, "float32"),
+                           finish_meta=jk.stage1_meta(d, k, "float32"), seed=0)
+    assert info.mode == "approximate" and info.n_cells == n // 2048
+    px = points[[f"f{j}" for j in range(d)]].to_numpy(np.float32)
+    keys = points[KEY].to_numpy()
+    queries = rng.choice(len(px), 2_000, replace=False)
+    index = faiss.IndexFlatL2(d)
+    index.add(px)
+    truth = index.search(px[queries], k + 1)[1][:, 1:]
+    got = lists.set_index(KEY).loc[keys[queries], [f"__n{j}" for j in range(k)]].to_numpy()
+    recall = np.mean([len(set(keys[t]) & set(g)) / k for t, g in zip(truth, got)])
+    assert recall >= 0.98, recall

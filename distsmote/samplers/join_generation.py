@@ -50,11 +50,12 @@ def driver_bytes(info: FrameInfo, active: dict) -> int:
 
 
 def join_knn_config(knn: KnnConfig) -> KnnConfig:
-    """The sampler's ``knn`` for the join: HNSW has no join mode, so it becomes IVF."""
+    """The sampler's ``knn`` for the join: ``generation_nprobe`` cells per row, and IVF
+    cells for ``"hnsw"`` (which has no join mode)."""
     if knn.method == "hnsw":
         logger.info("knn='hnsw' has no kNN-join mode: the join uses 'ivf' cells")
-        return replace(knn, method="ivf")
-    return knn
+        knn = replace(knn, method="ivf")
+    return replace(knn, join_nprobe=knn.generation_nprobe)
 
 
 def extra_threshold(engine: Engine, points: Any, n_rows: int, n_new: int, seed: int, class_pos: int):
