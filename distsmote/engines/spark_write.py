@@ -1,4 +1,12 @@
-"""Spark's part files, written by Spark's own Parquet writer (no row leaves the JVM).
+"""Spark's part files, written by Spark's own Parquet writer (no input row leaves the JVM).
+
+Not the default (``SparkEngine.write_parts`` uses it only when the session conf
+``spark.distsmote.nativeWrite`` is ``true``): on SMOTE's benchmark (5 M rows x 16
+float32 in, 9.8 M out, ``local[*]`` on 2 cores) it wrote no faster than Python tasks
+writing with pyarrow, and with more CPU: Spark's Parquet writer (parquet-mr) spends
+more per value than moving the rows to Python as Arrow and writing them there, and the
+synthetic rows still cross from the Python generation tasks into the JVM.  The default
+(:mod:`distsmote.engines.spark_parts`) writes synthetic rows where they are made.
 
 :func:`write_parts` writes a frame with ``DataFrameWriter.parquet`` into a hidden
 working directory of the run, ``<directory>/.spark-<token>``, under Spark's commit
