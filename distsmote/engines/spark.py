@@ -21,6 +21,8 @@ from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
 from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, TaskFn
 from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
+from distsmote.engines.spark_parts import Generation, part_rows, remember_generation, remember_union, to_part_files
+from distsmote.engines.spark_write import remember_classes
 from distsmote.progress import stage
 
 try:
@@ -42,6 +44,10 @@ _NUMERIC = {
     T.FloatType: np.float32,
     T.DoubleType: np.float64,
 }
+
+
+#: Session conf key: ``true`` writes part files with Spark's own Parquet writer.
+NATIVE_WRITE = "spark.distsmote.nativeWrite"
 
 
 def _task_threads() -> int:
@@ -172,6 +178,7 @@ class SparkEngine(Engine):
         # One row per class: small by construction.
         with self._stage("class statistics"):
             rows = frame.groupBy(F.col(f"`{label}`").alias("__class__")).agg(*aggs).collect()
+        remember_classes(self.spark, label, frame.schema[label].dataType, [r["__class__"] for r in rows])
         counts, nonfinite, null = {}, dict.fromkeys(features, 0), 0
         for r in rows:
             if r["__class__"] is None:
@@ -211,14 +218,16 @@ class SparkEngine(Engine):
 
         n = max(1, len(tasks))
         ids = self.spark.range(0, len(tasks), 1, numPartitions=n)
-        return ids.mapInArrow(run, schema)
+        # A write of these rows generates them in its own tasks (spark_parts).
+        return remember_generation(ids.mapInArrow(run, schema),
+                                   Generation(fn, tasks, handle, _to_batches, _task_threads))
 
     def union(self, frames) -> DataFrame:
         frames = list(frames)
         out = frames[0]
         for f in frames[1:]:
             out = out.unionByName(f)
-        return out
+        return remember_union(out, frames)
 
     def with_constant(self, frame: DataFrame, name: str, value: bool) -> DataFrame:
         return frame.withColumn(name, F.lit(bool(value)))
@@ -370,31 +379,21 @@ class SparkEngine(Engine):
 
     def write_parts(self, frame: DataFrame, directory: str, *, label: str | None = None,
                     token: str = "run") -> list[Any]:
-        import json
+        """Python tasks write the part files (:mod:`distsmote.engines.spark_parts`:
+        generated rows never enter the JVM); with the session conf
+        ``spark.distsmote.nativeWrite=true``, Spark's own Parquet writer does
+        (:mod:`distsmote.engines.spark_write`: input rows never leave the JVM)."""
+        from distsmote.engines.files import make_directory
 
-        from distsmote.engines.files import PartFile, make_directory, write_batches
+        if self.spark.conf.get(NATIVE_WRITE, "false").lower() == "true":
+            from distsmote.engines.spark_write import write_parts
 
+            return write_parts(self.spark, frame, directory, label=label, token=token,
+                               arrow_schema=self.arrow_schema(frame), stage=self._stage)
         make_directory(directory)
-        arrow_schema = to_arrow_schema(frame.schema)
-        out_schema = "path string, name string, size long, rows long, counts string"
-
-        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            from pyspark import TaskContext
-
-            task = TaskContext.get()
-            part = write_batches(batches, arrow_schema, directory, token, task.partitionId(), label,
-                                 task.attemptNumber())
-            counts = json.dumps([[k, n] for k, n in part.counts.items()])
-            yield pa.RecordBatch.from_pylist(
-                [{"path": part.path, "name": part.name, "size": part.size, "rows": part.rows, "counts": counts}],
-                schema=pa.schema([("path", pa.string()), ("name", pa.string()), ("size", pa.int64()),
-                                  ("rows", pa.int64()), ("counts", pa.string())]),
-            )
-
+        parts = part_rows(self.spark, frame, self.arrow_schema(frame), directory, label, token)
         with self._stage("write"):  # one small row per part file
-            rows = interruptible(lambda: frame.mapInArrow(run, out_schema).collect())
-        return [PartFile(r["path"], r["name"], int(r["size"]), int(r["rows"]),
-                         {normalise_label(k): int(n) for k, n in json.loads(r["counts"])}) for r in rows]
+            return to_part_files(interruptible(parts.collect))
 
     def arrow_schema(self, frame: DataFrame) -> Any:
-        return to_arrow_schema(frame.schema)
+        return to_arrow_schema(frame.schema, timezone="UTC")  # Parquet's instants: UTC
