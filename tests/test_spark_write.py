@@ -1,40 +1,26 @@
-"""Spark's part files: generated rows written where they are made (``engines/spark_parts.py``),
-and, with ``spark.distsmote.nativeWrite``, Spark's own Parquet writer (``engines/spark_write.py``).
+"""Spark's part files: generated rows written where they are made (``engines/spark_parts.py``).
 
-What the native ``SparkEngine.write_parts`` promises, on the test cluster: only the run's
-``part-<token>-<task>.parquet`` files land in the directory (no ``_SUCCESS``, checksum
-or working files, nothing after a failed job), with the frame's Arrow schema (types and
-nullability), Snappy, capped row groups, no dictionary for floats; the rows and bytes
-it reports are the files', and its class counts are exact whether they come from the
-write's observation or, for classes the engine never saw, from counting the files.
+What ``SparkEngine.write_parts`` promises, on the test cluster: only the run's
+``part-<token>-<task>.parquet`` files land in the directory, with the frame's Arrow
+schema (types and nullability, timestamps included), Snappy and no dictionary for
+floats; the rows and bytes it reports are the files'.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from distsmote import SMOTE
-from distsmote.engines import spark_write
 from distsmote.engines.files import merge_counts
-from distsmote.engines.spark import NATIVE_WRITE, SparkEngine
+from distsmote.engines.spark import SparkEngine
 from distsmote.engines.spark_parts import part_rows
 
 from _data import assert_same_rows, make_frame
-
-
-@pytest.fixture
-def native(spark):
-    """Spark's own Parquet writer for this test."""
-    spark.conf.set(NATIVE_WRITE, "true")
-    yield
-    spark.conf.unset(NATIVE_WRITE)
 
 
 def _python_to_jvm(frame) -> int:
@@ -94,10 +80,7 @@ def typed(spark):
     return spark.createDataFrame(rows, schema).repartition(3)
 
 
-@pytest.mark.parametrize("writer", ["python", "native"])
-def test_files_have_the_frames_schema_and_pyarrow_like_layout(spark, typed, tmp_path, writer, request):
-    if writer == "native":
-        request.getfixturevalue("native")
+def test_files_have_the_frames_schema_and_pyarrow_like_layout(spark, typed, tmp_path):
     engine = SparkEngine(spark)
     engine.label_stats(typed, "y", [])  # the classes, as a sampler's statistics find them
     parts = engine.write_parts(typed, str(tmp_path), label="y", token="tok")
@@ -108,8 +91,7 @@ def test_files_have_the_frames_schema_and_pyarrow_like_layout(spark, typed, tmp_
     want = engine.arrow_schema(typed)
     for p in parts:
         meta = pq.read_metadata(p.path)
-        # Spark's writer (no row went to Python) or pyarrow's
-        assert meta.created_by.startswith("parquet-mr" if writer == "native" else "parquet-cpp-arrow")
+        assert meta.created_by.startswith("parquet-cpp-arrow")
         assert pq.read_schema(p.path).equals(want, check_metadata=False), pq.read_schema(p.path)
         assert (p.rows, p.size) == (meta.num_rows, os.path.getsize(p.path))
         columns = {meta.schema.column(i).name: meta.row_group(0).column(i) for i in range(meta.num_columns)}
@@ -120,55 +102,3 @@ def test_files_have_the_frames_schema_and_pyarrow_like_layout(spark, typed, tmp_
     assert merge_counts(parts) == {0: 100, 1: 100, 2: 100, None: 100}
     got = pq.read_table(str(tmp_path)).to_pandas()
     assert got["at"].min() == pd.Timestamp("2024-05-01 12:30:00+00:00")  # INT64 micros, not INT96
-
-
-def test_row_groups_are_capped(spark, native, tmp_path, monkeypatch):
-    from pyspark.sql import functions as F
-
-    monkeypatch.setattr(spark_write, "ROW_GROUP_ROWS", 1000)
-    frame = spark.range(0, 5000, 1, numPartitions=1).select(F.col("id"), F.rand(3).cast("float").alias("x"))
-    (part,) = SparkEngine(spark).write_parts(frame, str(tmp_path), token="rg")
-    meta = pq.read_metadata(part.path)
-    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [1000] * 5
-
-
-def test_unseen_classes_are_counted_from_the_files(spark, native, tmp_path, caplog):
-    from pyspark.sql import functions as F
-
-    frame = spark.range(0, 1000, 1, numPartitions=4).select(F.col("id"), (F.col("id") % 3).alias("fresh"))
-    engine = SparkEngine(spark)
-    caplog.set_level(logging.INFO, logger="distsmote")
-    parts = engine.write_parts(frame, str(tmp_path / "a"), label="fresh", token="a")
-    assert merge_counts(parts) == {0: 334, 1: 333, 2: 333}
-    assert "counting the classes of 'fresh'" in caplog.text  # never seen: no observation to trust
-
-    caplog.clear()
-    engine.label_stats(frame.where("fresh < 2"), "fresh", [])  # two of the three classes
-    parts = engine.write_parts(frame, str(tmp_path / "b"), label="fresh", token="b")
-    assert merge_counts(parts) == {0: 334, 1: 333, 2: 333}
-    assert "counting the classes" in caplog.text  # class 2 was not observed: counted
-
-    caplog.clear()
-    engine.label_stats(frame, "fresh", [])
-    parts = engine.write_parts(frame, str(tmp_path / "c"), label="fresh", token="c")
-    assert merge_counts(parts) == {0: 334, 1: 333, 2: 333}
-    assert "counting the classes" not in caplog.text  # observed during the write
-
-
-def test_empty_frame(spark, native, tmp_path):
-    frame = spark.range(0, 0).selectExpr("id", "cast(id as float) as x", "id % 2 as y")
-    parts = SparkEngine(spark).write_parts(frame, str(tmp_path), label="y", token="e")
-    assert sum(p.rows for p in parts) == 0 and merge_counts(parts) == {}
-    assert _listing(tmp_path) == sorted(p.name for p in parts)
-
-
-def test_failed_job_leaves_nothing(spark, native, tmp_path):
-    def fail(batches):
-        for _ in batches:
-            raise RuntimeError("boom")
-        yield pa.RecordBatch.from_pylist([], schema=pa.schema([("id", pa.int64())]))
-
-    frame = spark.range(0, 100, 1, numPartitions=2).mapInArrow(fail, "id long")
-    with pytest.raises(Exception, match="boom"):
-        SparkEngine(spark).write_parts(frame, str(tmp_path), token="f")
-    assert _listing(tmp_path) == []

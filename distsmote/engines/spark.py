@@ -22,7 +22,6 @@ from distsmote._strategy import normalise_label
 from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, TaskFn
 from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
 from distsmote.engines.spark_parts import Generation, part_rows, remember_generation, remember_union, to_part_files
-from distsmote.engines.spark_write import remember_classes
 from distsmote.progress import stage
 
 try:
@@ -44,10 +43,6 @@ _NUMERIC = {
     T.FloatType: np.float32,
     T.DoubleType: np.float64,
 }
-
-
-#: Session conf key: ``true`` writes part files with Spark's own Parquet writer.
-NATIVE_WRITE = "spark.distsmote.nativeWrite"
 
 
 def _task_threads() -> int:
@@ -178,7 +173,6 @@ class SparkEngine(Engine):
         # One row per class: small by construction.
         with self._stage("class statistics"):
             rows = frame.groupBy(F.col(f"`{label}`").alias("__class__")).agg(*aggs).collect()
-        remember_classes(self.spark, label, frame.schema[label].dataType, [r["__class__"] for r in rows])
         counts, nonfinite, null = {}, dict.fromkeys(features, 0), 0
         for r in rows:
             if r["__class__"] is None:
@@ -380,16 +374,9 @@ class SparkEngine(Engine):
     def write_parts(self, frame: DataFrame, directory: str, *, label: str | None = None,
                     token: str = "run") -> list[Any]:
         """Python tasks write the part files (:mod:`distsmote.engines.spark_parts`:
-        generated rows never enter the JVM); with the session conf
-        ``spark.distsmote.nativeWrite=true``, Spark's own Parquet writer does
-        (:mod:`distsmote.engines.spark_write`: input rows never leave the JVM)."""
+        generated rows never enter the JVM)."""
         from distsmote.engines.files import make_directory
 
-        if self.spark.conf.get(NATIVE_WRITE, "false").lower() == "true":
-            from distsmote.engines.spark_write import write_parts
-
-            return write_parts(self.spark, frame, directory, label=label, token=token,
-                               arrow_schema=self.arrow_schema(frame), stage=self._stage)
         make_directory(directory)
         parts = part_rows(self.spark, frame, self.arrow_schema(frame), directory, label, token)
         with self._stage("write"):  # one small row per part file
