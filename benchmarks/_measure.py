@@ -14,7 +14,8 @@ import psutil
 
 @dataclass
 class Measurement:
-    """Wall seconds, CPU seconds and peak resident memory (bytes) of a process tree."""
+    """Wall seconds, CPU seconds and peak resident memory (bytes) of a process tree, and
+    the peak of its root process alone (the driver, without its cluster's workers)."""
 
     seconds: float
     cpu_seconds: float
@@ -22,6 +23,7 @@ class Measurement:
     returncode: int
     stdout: str
     stderr: str
+    root_peak_rss: int = 0
 
 
 class TreeMonitor:
@@ -31,6 +33,8 @@ class TreeMonitor:
     ----------
     peak : int
         Largest total RSS seen, in bytes.
+    root_peak : int
+        Largest RSS of the root process alone.
     cpu : dict
         Latest user+system CPU seconds seen per pid (a process that ends between two
         samples is counted up to its last sample).
@@ -40,6 +44,7 @@ class TreeMonitor:
         self.proc = proc or psutil.Process()
         self.interval = interval
         self.peak = 0
+        self.root_peak = 0
         self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -54,7 +59,10 @@ class TreeMonitor:
         for p in procs:
             try:
                 with p.oneshot():
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
+                    total += rss
+                    if p is self.proc:
+                        self.root_peak = max(self.root_peak, rss)
                     t = p.cpu_times()
                     self.cpu[p.pid] = t.user + t.system
             except psutil.Error:
@@ -82,7 +90,8 @@ def measure(cmd: list[str], env: dict | None = None, interval: float = 0.1) -> M
     with TreeMonitor(psutil.Process(proc.pid), interval) as monitor:
         out, err = proc.communicate()
         seconds = time.perf_counter() - t0
-    return Measurement(seconds, sum(monitor.cpu.values()), monitor.peak, proc.returncode, out, err)
+    return Measurement(seconds, sum(monitor.cpu.values()), monitor.peak, proc.returncode, out, err,
+                       monitor.root_peak)
 
 
 def dataset_ready(path: Path) -> bool:

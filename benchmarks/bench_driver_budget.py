@@ -10,7 +10,8 @@ largest), Parquet → Parquet with distsmote's CLI, on the same data in the same
   driver; the neighbours come from the distributed kNN join;
 * the I/O floor: pyarrow reads the input and writes an output of the same size.
 
-Reports wall time, CPU time and peak memory of each run's process tree, the join
+Reports wall time, CPU time and peak memory of each run's process tree and of its
+driver process alone (the embedded cluster's workers are its children), the join
 path's wall time as a ratio of the broadcast path's, and each run's per-stage breakdown.
 
     python benchmarks/bench_driver_budget.py --rows 20000000 --repeat 2
@@ -76,7 +77,7 @@ def report(res: dict, engine: str, budget: str) -> str:
     for name in ("io_floor", "broadcast", "join"):
         m = res[name]
         lines.append(f"  {name:10s} {m.seconds:8.1f}s  cpu {m.cpu_seconds:8.1f}s  peak {m.peak_rss / gib:5.2f} GiB"
-                     f"  {m.seconds / base:5.2f}x broadcast")
+                     f" (driver {m.root_peak_rss / gib:5.2f} GiB)  {m.seconds / base:5.2f}x broadcast")
     lines.append(f"  floor stages: {res['io_floor'].stdout.strip()}")
     for name in ("broadcast", "join"):
         lines.append(f"  {name} stages: {stages(res[name])}")
