@@ -224,6 +224,8 @@ def _recall(sampler: Any, requested: Any, joined: bool) -> Any:
         return "exact"
     over = getattr(sampler, "smote_", sampler)  # a combined sampler's oversampler
     joined = joined or hasattr(sampler, "smote_")
+    if getattr(over, "generated_from_join_", False):  # above driver_budget
+        return {"oversampling": "kNN join, not measured", **({"join": "not measured"} if joined else {})}
     measured = {str(c): round(float(r), 4) for c, r in (getattr(over, "knn_recall_", None) or {}).items()}
     if measured and not joined:
         return measured

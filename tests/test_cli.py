@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -272,6 +273,12 @@ def test_driver_budget_flag_runs_the_join_path(dataset, tmp_path, capsys):
                           "--engine", "local", "--seed", "7", "--knn", "exact", "--driver-budget", "1KiB")
     assert code == 0, err
     assert "generating from the distributed kNN join" in err
+    assert json.loads((dst / "_distsmote_manifest.json").read_text())["knn"]["recall"] == "exact"
+    code, out, err = _run(capsys, "resample", "--input", src, "--output", str(tmp_path / "auto"), "--label", "y",
+                          "--engine", "local", "--driver-budget", "1KiB")
+    assert code == 0, err
+    recall = json.loads((tmp_path / "auto" / "_distsmote_manifest.json").read_text())["knn"]["recall"]
+    assert recall == {"oversampling": "kNN join, not measured"}
     expected = SMOTE(random_state=7, knn="exact").resample(frame, label="y")  # the broadcast path
     assert_same_rows(pd.read_parquet(dst), expected)
     code, out, err = _run(capsys, "resample", "--input", src, "--output", str(tmp_path / "bad"), "--label", "y",

@@ -163,9 +163,11 @@ class BaseOverSampler(BaseSampler):
                 "the classes to oversample take about %.2f GiB, over driver_budget (%.2f GiB): "
                 "generating from the distributed kNN join", needed / 2**30, budget / 2**30,
             )
+            self.knn_recall_, self.generated_from_join_ = {}, True
             payload = self._payload_spec(info, (), k, seed)
             synthetic = generate_from_join(engine, frame, info, active, payload, self._knn(), like=base)
             return engine.union([base, synthetic])
+        self.generated_from_join_ = False
         t0 = time.perf_counter()
         with stage("planning: collect the classes to oversample"):
             rows = collect_class_rows(engine, frame, info, active, keyed=keyed)

@@ -48,6 +48,11 @@ class SMOTE(BaseOverSampler):
         Number of features.
     feature_names_in_ : ndarray of str
         Feature names, when the input has string column names.
+    knn_recall_ : dict
+        ``{class: recall@k}`` measured on each approximate per-class index (broadcast
+        path; empty on the join path).
+    generated_from_join_ : bool
+        Whether the classes exceeded ``driver_budget`` and were generated from the kNN join.
 
     Notes
     -----
