@@ -150,24 +150,12 @@ class BaseOverSampler(BaseSampler):
             return base
         fault_point("plan")
         keyed = self._keyed and not info.categorical and not (info.roles and info.roles.partition)
-        budget, needed = self._driver_budget(), driver_bytes(info, active)
-        if budget is not None and needed > budget:
-            if not keyed:
-                raise DistSmoteInputError(
-                    f"The classes to oversample take about {needed / 2**30:.2f} GiB on the driver, "
-                    f"over driver_budget ({budget / 2**30:.2f} GiB), and generation from the kNN "
-                    "join supports numeric features without partition_columns only. Raise "
-                    "driver_budget (and the driver's memory), or drop the partition columns."
-                )
-            logger.info(
-                "the classes to oversample take about %.2f GiB, over driver_budget (%.2f GiB): "
-                "generating from the distributed kNN join", needed / 2**30, budget / 2**30,
-            )
-            self.knn_recall_, self.generated_from_join_ = {}, True
+        self.generated_from_join_ = self._over_budget(info, active, keyed)
+        if self.generated_from_join_:
+            self.knn_recall_ = {}
             payload = self._payload_spec(info, (), k, seed)
             synthetic = generate_from_join(engine, frame, info, active, payload, self._knn(), like=base)
             return engine.union([base, synthetic])
-        self.generated_from_join_ = False
         t0 = time.perf_counter()
         with stage("planning: collect the classes to oversample"):
             rows = collect_class_rows(engine, frame, info, active, keyed=keyed)
@@ -177,6 +165,25 @@ class BaseOverSampler(BaseSampler):
         logger.info("plan: %d generation tasks (%.1fs)", len(tasks), time.perf_counter() - t0)
         synthetic = engine.generate(smote_task, tasks, engine.broadcast(payload), like=base)
         return engine.union([base, synthetic])
+
+    def _over_budget(self, info: FrameInfo, active: dict, keyed: bool) -> bool:
+        """Whether the classes to oversample exceed ``driver_budget`` (then they are
+        generated from the kNN join, which ``keyed`` samplers support; others fail)."""
+        budget, needed = self._driver_budget(), driver_bytes(info, active)
+        if budget is None or needed <= budget:
+            return False
+        if not keyed:
+            raise DistSmoteInputError(
+                f"The classes to oversample take about {needed / 2**30:.2f} GiB on the driver, "
+                f"over driver_budget ({budget / 2**30:.2f} GiB), and generation from the kNN "
+                "join supports numeric features without partition_columns only. Raise "
+                "driver_budget (and the driver's memory), or drop the partition columns."
+            )
+        logger.info(
+            "the classes to oversample take about %.2f GiB, over driver_budget (%.2f GiB): "
+            "generating from the distributed kNN join", needed / 2**30, budget / 2**30,
+        )
+        return True
 
     def _payload(
         self, info: FrameInfo, rows: list[ClassRows], allocations: list[Allocation], k: int, seed: int
