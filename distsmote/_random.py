@@ -46,13 +46,6 @@ def draw_uniform(key: np.uint64, rows: np.ndarray, children: np.ndarray | int = 
     return (draw_bits(key, rows, children) >> np.uint64(11)).astype(np.float64) * _TWO53
 
 
-def draw_integers(
-    key: np.uint64, high: int, rows: np.ndarray, children: np.ndarray | int = 0
-) -> np.ndarray:
-    """Integers uniform in ``[0, high)`` (bias below 2**-53 · high)."""
-    return np.minimum((draw_uniform(key, rows, children) * high).astype(np.int64), high - 1)
-
-
 def resolve_seed(random_state: int | np.random.Generator | None) -> int:
     """Turn ``random_state`` into one 63-bit integer seed, drawn once per fit when None."""
     if random_state is None:
