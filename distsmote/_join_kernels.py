@@ -32,8 +32,8 @@ import pandas as pd
 from distsmote._kernels import SmotePayload, finish_rows, gaps, interpolate, neighbour_picks
 from distsmote._plan import HIST_BITS, copy_scores, keyed_children
 from distsmote.engines.base import empty_frame
-
-KEY, CLS, MULT = "__key", "__cls", "__mult"
+from distsmote.neighbors.table import CLS, KEY, MULT
+from distsmote.neighbors.table import feature_names as _features
 #: Column of a stage-1 row: neighbours found (``-1`` marks a point row).
 COUNT = "__count"
 #: Columns of a stage-2 row: the requesting key and child (``-1`` marks a point row).
@@ -68,10 +68,6 @@ class JoinGeneration:
     threshold: tuple[int, int, int] | None
     n_features: int
     dtype: str
-
-
-def _features(d: int) -> list[str]:
-    return [f"f{j}" for j in range(d)]
 
 
 def _lists(k: int) -> list[str]:
