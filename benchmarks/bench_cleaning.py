@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -156,7 +158,9 @@ def run_spark(X, y, cache: Path, modes, tmp: Path) -> dict:
         SparkSession.builder.master("local[2]").appName("bench-cleaning")
         .config("spark.driver.memory", "8g").config("spark.sql.shuffle.partitions", "8")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.ui.enabled", "false").getOrCreate()
+        .config("spark.ui.enabled", "true").config("spark.ui.port", "0").config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+        .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
     out = {}
@@ -164,15 +168,21 @@ def run_spark(X, y, cache: Path, modes, tmp: Path) -> dict:
         for knn in modes:
             for name, sampler in _cleaners(knn).items():
                 dst = tmp / f"spark_out_{name}_{knn}"
-                t0 = time.perf_counter()
-                frame = spark.read.parquet(str(src))
-                sampler.resample(frame, label="label").write.mode("overwrite").parquet(str(dst))
-                seconds = time.perf_counter() - t0
+                spark.catalog.clearCache()
+                before = {s["stage"] for s in spark_stages(spark)}
+                with PeakRss() as peak, StageLog() as log:
+                    t0 = time.perf_counter()
+                    frame = spark.read.parquet(str(src))
+                    sampler.resample(frame, label="label").write.mode("overwrite").parquet(str(dst))
+                    seconds = time.perf_counter() - t0
+                stages = [s for s in spark_stages(spark) if s["stage"] not in before]
                 kept = pd.read_parquet(dst)
                 Xr = kept[[f"f{j:02d}" for j in range(FEATURES)]].to_numpy()
                 cleaner = sampler.tomek_ if name == "SMOTETomek" else sampler.enn_
                 rows_in = sum(cleaner.class_counts_.values())
-                res = {"seconds": seconds, "rows_out": len(kept), "mode": cleaner.join_info_.mode}
+                res = {"seconds": seconds, "peak_rss_gib": round(peak.peak / 2**30, 2), "rows_out": len(kept),
+                       "mode": cleaner.join_info_.mode, "driver_stages_s": log.summary(),
+                       "spark_stages": stages[:8]}
                 res.update(compare(name, row_keys(Xr, kept["label"].to_numpy()), cache, len(X), rows_in))
                 out[f"{name}/{knn}"] = res
                 print(f"spark {name} knn={knn}: {res}", flush=True)
@@ -181,9 +191,71 @@ def run_spark(X, y, cache: Path, modes, tmp: Path) -> dict:
     return out
 
 
+class StageLog(logging.Handler):
+    """Collects distsmote's driver-side stages ("<stage>: done in 1.2s") while a run lasts."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.done: list[tuple[str, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = re.match(r"(.+?): done in ([0-9.]+)s", record.getMessage())
+        if m:
+            self.done.append((m.group(1), float(m.group(2))))
+
+    def __enter__(self) -> "StageLog":
+        log = logging.getLogger("distsmote")
+        self._level = log.level
+        log.setLevel(logging.INFO)
+        log.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        log = logging.getLogger("distsmote")
+        log.removeHandler(self)
+        log.setLevel(self._level)
+
+    def summary(self) -> dict:
+        return {name: round(sec, 1) for name, sec in self.done}
+
+
+def task_seconds(records: list[dict]) -> dict:
+    """Worker seconds per task kind from a Dask task stream: compute time by the task's
+    name prefix (the kernel, e.g. ``search_buckets``), and the time spent receiving
+    inputs from other workers (``transfer``) and reading spilled data (``disk-read``)."""
+    from dask.utils import key_split
+
+    out: dict[str, float] = {}
+    for r in records:
+        for ss in r.get("startstops", ()):
+            action = ss["action"]
+            name = key_split(r["key"]) if action == "compute" else action
+            out[name] = out.get(name, 0.0) + ss["stop"] - ss["start"]
+    return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+def spark_stages(spark) -> list[dict]:
+    """Spark's completed stages from the application's status API (on loopback): wall
+    seconds, executor run seconds and name, longest first."""
+    import urllib.request
+
+    url = spark.sparkContext.uiWebUrl
+    app = spark.sparkContext.applicationId
+    with urllib.request.urlopen(f"{url}/api/v1/applications/{app}/stages?status=complete") as r:
+        stages = json.load(r)
+    out = []
+    for st in stages:
+        t0, t1 = st.get("submissionTime"), st.get("completionTime")
+        wall = (pd.Timestamp(t1) - pd.Timestamp(t0)).total_seconds() if t0 and t1 else 0.0
+        out.append({"stage": st["stageId"], "wall_s": round(wall, 1), "tasks": st["numTasks"],
+                    "run_s": round(st.get("executorRunTime", 0) / 1000, 1),
+                    "name": st.get("description") or st["name"]})
+    return sorted(out, key=lambda s: -s["wall_s"])
+
+
 def run_dask(rows: int, tmp: Path, modes, files: int = 16) -> dict:
     import dask.dataframe as dd
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     src = tmp / "dask_in"
     X, y = make_data(rows)
@@ -191,12 +263,12 @@ def run_dask(rows: int, tmp: Path, modes, files: int = 16) -> dict:
     del X, y
     out = {}
     with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="8GiB",
-                      dashboard_address=None) as cluster, Client(cluster):
+                      dashboard_address=None) as cluster, Client(cluster) as client:
         for knn in modes:
             for name, sampler in _cleaners(knn).items():
                 dst = tmp / f"dask_out_{name}_{knn}"
                 shutil.rmtree(dst, ignore_errors=True)
-                with PeakRss() as peak:
+                with PeakRss() as peak, StageLog() as log, get_task_stream(client) as ts:
                     t0 = time.perf_counter()
                     frame = dd.read_parquet(str(src))
                     sampler.resample(frame, label="label").to_parquet(str(dst), write_index=False)
@@ -207,7 +279,8 @@ def run_dask(rows: int, tmp: Path, modes, files: int = 16) -> dict:
                 res = {"seconds": seconds, "peak_rss_gib": round(peak.peak / 2**30, 2),
                        "rows_in": sum(cleaner.class_counts_.values()), "rows_out": rows_out,
                        "mode": info.mode, "cells": info.n_cells,
-                       "probes_per_row": round(info.probes_per_query, 2)}
+                       "probes_per_row": round(info.probes_per_query, 2),
+                       "driver_stages_s": log.summary(), "worker_task_s": task_seconds(ts.data)}
                 out[f"{name}/{knn}"] = res
                 print(f"dask {name} knn={knn} rows={rows}: {res}", flush=True)
     return out

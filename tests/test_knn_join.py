@@ -33,9 +33,11 @@ def run_join(engine, frame, k, knn, query_classes=None, dtype=np.float64, like=N
     )
 
 
-def brute_edges(X: np.ndarray, y: np.ndarray, k: int, query_classes=None) -> pd.DataFrame:
+def brute_edges(X: np.ndarray, y: np.ndarray, k: int, query_classes=None, cells=None) -> pd.DataFrame:
     """The documented semantics by brute force: distinct rows with multiplicities,
-    ``m − 1`` copies of itself for a row with ``m`` copies, ties by key."""
+    ``m − 1`` copies of itself for a row with ``m`` copies, ties by key.  With
+    ``cells = (home, probes)`` (per row of ``X``), a query only sees the rows whose home
+    is one of its probed cells: approximate mode's semantics."""
     X = np.asarray(X, np.float64)
     y = np.searchsorted(np.unique(y), y)  # class codes: position in the sorted classes
     keys = content_keys(X, y)
@@ -46,11 +48,14 @@ def brute_edges(X: np.ndarray, y: np.ndarray, k: int, query_classes=None) -> pd.
         if query_classes is not None and cls[qi] not in query_classes:
             continue
         d2 = ((P - P[qi]) ** 2).sum(1)
+        if cells is not None:
+            home, probes = cells
+            d2[~np.isin(home[first], probes[first[qi]])] = np.inf
         eff = mult.copy()
         eff[qi] -= 1
         rank = 0
         for j in np.lexsort((uniq, d2)):
-            for _ in range(eff[j]):
+            for _ in range(eff[j] if np.isfinite(d2[j]) else 0):
                 if rank < k:
                     out.append((uniq[qi], rank, uniq[j], int(cls[j]), np.sqrt(d2[j])))
                     rank += 1
@@ -133,6 +138,33 @@ def test_approximate_edges_are_well_formed(seed, k, nprobe, max_bucket):
     a = np.array([lookup[q] for q in e["qkey"]])
     b = np.array([lookup[q] for q in e["nkey"]])
     np.testing.assert_allclose(e["distance"], np.sqrt(((a - b) ** 2).sum(1)), rtol=1e-12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 5), nprobe=st.integers(2, 6),
+       nlist=st.sampled_from([6, 16, 40]), max_bucket=st.sampled_from([9, 100_000]))
+def test_approximate_join_is_brute_force_over_the_probed_cells(seed, k, nprobe, nlist, max_bucket):
+    """Approximate mode searches each query's nprobe nearest cells and prunes the cells
+    whose bisector with its home lies beyond the k-th distance found so far: the edges
+    are exactly brute force over the rows of the probed cells."""
+    from distsmote.neighbors.cells import home_and_probes
+
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(size=(300, 3)), rng.normal(4, 1, size=(300, 3))]).round(1)  # duplicates, ties
+    y = rng.integers(0, 2, len(X))
+    plans = []
+
+    def plan_cells(*args, **kwargs):
+        plans.append(join_plan_cells(*args, **kwargs))
+        return plans[-1]
+
+    join_plan_cells = join.plan_cells
+    with mock.patch.object(join, "MAX_BUCKET_ROWS", max_bucket), mock.patch.object(join, "plan_cells", plan_cells):
+        edges, info = run_join(LocalEngine(), _frame(X, y), k, {"method": "ivf", "nlist": nlist, "join_nprobe": nprobe})
+    assert info.mode == "approximate"
+    home, _, probes = home_and_probes(plans[0][0], X, nprobe, 1)
+    ref = brute_edges(X, y, k, cells=(home, probes))
+    pd.testing.assert_frame_equal(_sorted(edges), _sorted(ref), check_exact=False, rtol=1e-12)
 
 
 # -- approximate mode at defaults ------------------------------------------------------------

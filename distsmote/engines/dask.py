@@ -121,6 +121,12 @@ def _add_column(pdf: pd.DataFrame, name: str, fn: ColumnFn, payload: Any) -> pd.
     return pdf.assign(**{name: np.asarray(fn(pdf, payload), dtype=np.int64)})
 
 
+def _task_name(fn: Any) -> str:
+    """Task-name prefix of a kernel's tasks (``search_buckets-<token>``), so the task
+    stream and the dashboard say which kernel a task ran."""
+    return getattr(fn, "__name__", "partition").strip("_") or "partition"
+
+
 class DaskEngine(Engine):
     """Primitives over :class:`dask.dataframe.DataFrame`.
 
@@ -181,13 +187,13 @@ class DaskEngine(Engine):
         return int(frame.npartitions)
 
     def map_partitions(self, frame, fn: PartitionFn, handle, meta: pd.DataFrame):
-        return frame.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta)
+        return frame.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta, token=_task_name(fn))
 
     def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions):
         sent = frame.map_partitions(_shuffle_input, meta=frame._meta)
         shuffled = sent.shuffle(on=by, npartitions=max(1, int(npartitions)))
         meta = getattr(meta, "_meta", meta)  # a Dask frame gives its schema
-        return shuffled.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta)
+        return shuffled.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta, token=_task_name(fn))
 
     def aggregate(self, frame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
         # Partial aggregates per partition (the pass over the data, followed with

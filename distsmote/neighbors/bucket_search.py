@@ -95,6 +95,11 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     a query whose list could hide a tie or a closer row is searched again by float64
     brute force over the bucket.  Each (query, bucket) pair fills ``k`` columns of the
     query's row in fixed-shape arrays, and one sort per row merges the buckets.
+
+    Approximate mode searches in two rounds: first each query's nearest probed cell in
+    this partition, then only the probed cells that can hold a row closer than the
+    k-th neighbour found (:func:`cell_bounds`).  The result is the same as searching
+    every probed cell; about a third fewer distances on 16-feature data.
     """
     fault_point("join.search")
     x, keys, cls, mult = table_arrays(pdf, p.n_features)
@@ -130,13 +135,11 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
         qr, qc = np.repeat(np.arange(len(kq)), probes.shape[1]), probes.reshape(-1)
     else:
         _, qr, qc, _ = probe_pairs(p, xq, kq, np.ones(len(kq), bool), threads, True, upper=bq, slack=1.0 + 1e-6)
-    qr, qb = pair_buckets(p.plan, kq, qr, qc)
+    pr, qb = pair_buckets(p.plan, kq, qr, qc, positions=True)
     slot = np.searchsorted(present, qb)
     here = (slot < len(present)) & (present[np.minimum(slot, len(present) - 1)] == qb)
-    qr, slot = qr[here], slot[here]
-    order = np.argsort(slot, kind="stable")
-    qr, slot = qr[order], slot[order]
-    cuts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1], True]) if len(slot) else np.array([0])
+    pr, slot = pr[here], slot[here]
+    qr = qr[pr]
     k = p.k
     # Each (query, bucket) pair fills k columns of its query's row of candidates.
     n_pairs = np.bincount(qr, minlength=len(kq))
@@ -148,14 +151,35 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     dist = np.full((len(kq), width * k), np.inf)
     takes = np.zeros((len(kq), width * k), dtype=np.int64)
     set_threads(threads)
-    for a, e in zip(cuts[:-1], cuts[1:]):
-        t = slot[a]
-        qs, cs = qr[a:e], col[a:e][:, None] * k + np.arange(k)
-        lo, hi = starts[t], ends[t]
-        ci, d2, take = search_bucket(xd[lo:hi], kd[lo:hi], md[lo:hi], xq[qs], kq[qs], k, BUCKET_EXTRA)
-        rows[qs[:, None], cs] = np.where(ci >= 0, ci + lo, -1)
-        dist[qs[:, None], cs] = d2
-        takes[qs[:, None], cs] = take
+
+    def search(sel: np.ndarray) -> None:
+        """Search the pairs ``sel``, one FAISS search per bucket."""
+        order = sel[np.argsort(slot[sel], kind="stable")]
+        sl = slot[order]
+        cuts = np.flatnonzero(np.r_[True, sl[1:] != sl[:-1], True]) if len(sl) else np.array([0])
+        for a, e in zip(cuts[:-1], cuts[1:]):
+            t = sl[a]
+            qs, cs = qr[order[a:e]], col[order[a:e]][:, None] * k + np.arange(k)
+            lo, hi = starts[t], ends[t]
+            ci, d2, take = search_bucket(xd[lo:hi], kd[lo:hi], md[lo:hi], xq[qs], kq[qs], k, BUCKET_EXTRA)
+            rows[qs[:, None], cs] = np.where(ci >= 0, ci + lo, -1)
+            dist[qs[:, None], cs] = d2
+            takes[qs[:, None], cs] = take
+
+    if names and len(qr):
+        # Approximate mode: each query's nearest probed cell here is searched first; its
+        # k-th distance bounds the query's k-th neighbour, and a cell whose bisector
+        # with the query's home cell lies beyond that bound cannot hold a closer row.
+        lead = by_query[np.r_[0, np.cumsum(n_pairs)[:-1]][n_pairs > 0]]
+        search(lead)
+        d2k = np.where(takes.sum(1) >= k, np.where(takes > 0, dist, -np.inf).max(1), np.inf)
+        rest = np.ones(len(qr), dtype=bool)
+        rest[lead] = False
+        rest = np.flatnonzero(rest)
+        bound = cell_bounds(p.quantizer, xq, probes).reshape(-1)[pr[rest]]
+        search(rest[bound <= np.sqrt(d2k[qr[rest]]) * (1.0 + 1e-9) + 1e-12])
+    else:
+        search(np.arange(len(qr)))
     # Each query's k nearest over its buckets (a row is in one bucket per query).
     key = np.where(rows >= 0, kd[np.maximum(rows, 0)], np.iinfo(np.int64).max)
     order = np.lexsort((key, dist), axis=-1)
@@ -169,6 +193,26 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     return pd.DataFrame(
         {"qkey": kq[qi], "qcls": cq[qi], "nkey": kd[di], "ncls": cd[di], "d2": d2, "mult": take}
     )
+
+
+def cell_bounds(q, x: np.ndarray, probes: np.ndarray) -> np.ndarray:
+    """Lower bounds of the distance from each row ``x`` to any row of each of its probed
+    cells (``probes``, home cell first): the distance to the bisector of that cell's
+    centroid and the home's (0 for the home cell), since every row sits in the Voronoi
+    cell of its home centroid.  Computed in chunks of rows, in float64."""
+    out = np.zeros(probes.shape, dtype=np.float64)
+    step = max(1, 1_000_000 // max(1, probes.shape[1] * q.centroids.shape[1]))
+    for a in range(0, len(x), step):
+        pc = probes[a:a + step]
+        cen = q.centroids[pc]  # (m, P, d)
+        dots = np.einsum("md,mpd->mp", x[a:a + step] - q.center, cen)
+        n2 = q.norms2[pc]
+        num = n2 - n2[:, :1] - 2.0 * (dots - dots[:, :1])
+        gap2 = n2 + n2[:, :1] - 2.0 * np.einsum("md,mpd->mp", cen[:, 0], cen)
+        ok = gap2 > 1e-12 * (n2 + n2[:, :1] + 1e-300)
+        out[a:a + step] = np.where(ok, np.maximum(num, 0.0) / (2.0 * np.sqrt(np.where(ok, gap2, 1.0))), 0.0)
+    out[:, 0] = 0.0
+    return out
 
 
 def search_bucket(xd, kd, md, xq, kq, k, extra):

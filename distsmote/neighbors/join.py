@@ -27,7 +27,9 @@ Plan (the driver only ever sees a sample, the centroids and per-cell counts):
 4. *Search.*  Shuffle by group.  Each bucket is searched with one FAISS flat search
    for the queries probing it, re-ranked with float64 distances, with float64 brute
    force wherever float32 rounding could have hidden a tie; each query keeps its k
-   nearest over the task's buckets.
+   nearest over the task's buckets.  In approximate mode a query's nearest probed cell
+   in the task is searched first, and a cell whose bisector with the query's home lies
+   beyond the k-th distance found is skipped (it cannot hold a closer row).
 5. *Merge.*  Shuffle by query key; keep the k nearest over all groups.
 
 Modules: :mod:`~distsmote.neighbors.table` (join and edge tables),

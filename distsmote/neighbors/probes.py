@@ -137,12 +137,13 @@ def stats_meta() -> pd.DataFrame:
     return empty_frame({"cell": np.int64, "n_data": np.int64, "n_qrows": np.int64, "r2": np.float64, "xn2": np.float64})
 
 
-def pair_buckets(plan: BucketPlan, keys: np.ndarray, qr: np.ndarray, qc: np.ndarray):
+def pair_buckets(plan: BucketPlan, keys: np.ndarray, qr: np.ndarray, qc: np.ndarray, positions: bool = False):
     """(query row, bucket) for each (query row, cell) pair: the query's part of the cell,
-    every data part."""
+    every data part.  With ``positions``, the pair each result comes from replaces the
+    query row."""
     sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
     jq = (key_hash(keys[qr], HASH_SEED, "query-part") % sq[qc].astype(np.uint64)).astype(np.int64)
     pr, pi = expand(sd[qc])
     c = qc[pr]
-    return qr[pr], off[c] + pi * sq[c] + jq[pr]
+    return pr if positions else qr[pr], off[c] + pi * sq[c] + jq[pr]
 
