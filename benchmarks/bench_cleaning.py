@@ -254,16 +254,21 @@ def spark_stages(spark) -> list[dict]:
 
 
 def run_dask(rows: int, tmp: Path, modes, files: int = 16) -> dict:
+    import dask
     import dask.dataframe as dd
     from distributed import Client, LocalCluster, get_task_stream
+
+    from distsmote.engines.dask import EMBEDDED_WORKER_CONFIG
 
     src = tmp / "dask_in"
     X, y = make_data(rows)
     _write_parquet(X, y, src, files=files)
     del X, y
     out = {}
-    with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="8GiB",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    # The workers get the CLI's embedded-cluster settings (glibc's adaptive allocator).
+    with dask.config.set(EMBEDDED_WORKER_CONFIG), \
+            LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="8GiB",
+                         dashboard_address=None) as cluster, Client(cluster) as client:
         for knn in modes:
             for name, sampler in _cleaners(knn).items():
                 dst = tmp / f"dask_out_{name}_{knn}"

@@ -19,6 +19,7 @@ import pandas as pd
 
 from distsmote._faults import fault_point
 from distsmote._optional import require
+from distsmote._unique import unique_sorted
 from distsmote.engines.base import (
     ColumnFn,
     Engine,
@@ -60,7 +61,7 @@ def _shuffle_input(pdf: pd.DataFrame) -> pd.DataFrame:
 
 def _sorted_keys(parts: list[pd.Series]) -> np.ndarray:
     arrays = [p.to_numpy(np.int64) for p in parts]
-    return np.unique(np.concatenate(arrays)) if arrays else np.empty(0, np.int64)
+    return unique_sorted(np.concatenate(arrays)) if arrays else np.empty(0, np.int64)
 
 
 def _drop_keys(pdf: pd.DataFrame, on: str, keyset: np.ndarray) -> pd.DataFrame:
@@ -119,6 +120,10 @@ def _check_small(n_rows: int, max_rows: int) -> None:
 
 def _add_column(pdf: pd.DataFrame, name: str, fn: ColumnFn, payload: Any) -> pd.DataFrame:
     return pdf.assign(**{name: np.asarray(fn(pdf, payload), dtype=np.int64)})
+
+
+#: Dask settings of the embedded cluster's workers (see ``DaskEngine.open``).
+EMBEDDED_WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 def _task_name(fn: Any) -> str:
@@ -276,7 +281,11 @@ class DaskEngine(Engine):
         level = logging.WARNING if verbose else logging.CRITICAL  # task tracebacks only with --verbose
         for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
             logging.getLogger(name).setLevel(level)
-        with LocalCluster(
+        # The embedded workers keep glibc's adaptive allocator: Dask's default
+        # MALLOC_TRIM_THRESHOLD_ turns it off, and every large numpy temporary of the
+        # kNN join is then mapped and unmapped afresh (SMOTEENN at 1 M rows: 25 % faster
+        # without it, half the system time, 0.5 GiB more peak memory).
+        with dask.config.set(EMBEDDED_WORKER_CONFIG), LocalCluster(
             n_workers=n_workers,
             threads_per_worker=config.dask.threads_per_worker,
             processes=True,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._unique import unique_sorted
 from distsmote.evaluate.encoding import Encoding, encode
 from distsmote.evaluate.metrics import SCORE_BINS, curve_from_histogram, scores_from_histogram
 from distsmote.evaluate.protocol import (
@@ -266,7 +267,7 @@ def _view(engine: Any, original: pd.DataFrame, res: Any, features: list[str], la
     sample = bounded_sample(engine, res, label, rows, n_res, seed)
     if not removes:
         return view_from_samples(original, sample, np.zeros(len(original), bool), pca, label, seed)
-    keys = np.unique(_row_keys(original[features].to_numpy(np.float64)))
+    keys = unique_sorted(_row_keys(original[features].to_numpy(np.float64)))
 
     def present(pdf: pd.DataFrame, payload: np.ndarray) -> np.ndarray:
         k = _row_keys(pdf[features].to_numpy(np.float64))

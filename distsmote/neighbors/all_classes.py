@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from distsmote._unique import unique_sorted
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.join import knn_join
@@ -171,7 +172,7 @@ def fetch_rows(
 
     One filtering pass over the table; only the requested rows reach the driver.
     """
-    keyset = np.unique(np.asarray(keys, dtype=np.int64))
+    keyset = unique_sorted(np.asarray(keys, dtype=np.int64))
     if not len(keyset):
         return table_meta(n_features, dtype)
     picked = engine.map_partitions(

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from distsmote._faults import fault_point
+from distsmote._unique import unique_sorted
 from distsmote.engines.base import empty_frame
 from distsmote.neighbors import faiss_ops
 from distsmote.neighbors.exact import brute_candidates, compact, expand, float32_slack, merge_partial, pair_d2, take_k
@@ -54,7 +55,7 @@ def replicate(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFrame:
     # Query records: one per (query, group).
     r, b = pair_buckets(plan, keys, qr, qc)
     n_groups = int(p.bucket_group.max(initial=0)) + 1
-    pair = np.unique(r * n_groups + p.bucket_group[b])
+    pair = unique_sorted(r * n_groups + p.bucket_group[b])
     r, g = pair // n_groups, pair % n_groups
     r_pos = np.searchsorted(np.flatnonzero(is_query), r)  # row of r among the queries
     rows = np.concatenate([dr, r])
