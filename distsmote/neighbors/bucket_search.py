@@ -16,6 +16,7 @@ from distsmote._faults import fault_point
 from distsmote._unique import unique_sorted
 from distsmote.engines.base import empty_frame
 from distsmote.neighbors import faiss_ops
+from distsmote.neighbors.cells import Quantizer
 from distsmote.neighbors.exact import brute_candidates, compact, expand, float32_slack, merge_partial, pair_d2, take_k
 from distsmote.neighbors.faiss_ops import set_threads
 from distsmote.neighbors.keys import key_hash
@@ -196,11 +197,13 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     )
 
 
-def cell_bounds(q, x: np.ndarray, probes: np.ndarray) -> np.ndarray:
+def cell_bounds(q: Quantizer, x: np.ndarray, probes: np.ndarray) -> np.ndarray:
     """Lower bounds of the distance from each row ``x`` to any row of each of its probed
     cells (``probes``, home cell first): the distance to the bisector of that cell's
     centroid and the home's (0 for the home cell), since every row sits in the Voronoi
-    cell of its home centroid.  Computed in chunks of rows, in float64."""
+    cell of its home centroid (with a two-level quantizer, a row that is only data is
+    in the nearest fine cell of its nearest coarse cell, so the bound is approximate
+    for such rows).  Computed in chunks of rows, in float64."""
     out = np.zeros(probes.shape, dtype=np.float64)
     step = max(1, 1_000_000 // max(1, probes.shape[1] * q.centroids.shape[1]))
     for a in range(0, len(x), step):
