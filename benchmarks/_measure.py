@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
@@ -10,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+
+#: A finished stage in distsmote's log: ``"<stage>: done in 1.2s"``.
+STAGE_DONE = re.compile(r"([^\n]+?): done in ([0-9.]+)s")
 
 
 @dataclass

@@ -22,7 +22,10 @@ Steps (each can be chosen with ``--steps``):
     memory is the RSS of the whole process tree (driver and workers), sampled.
 
     python benchmarks/bench_cleaning.py --rows 200000 --steps imblearn local spark
-    python benchmarks/bench_cleaning.py --rows 5000000 --steps dask
+    python benchmarks/bench_cleaning.py --rows 5000000 --steps dask spark --modes ivf
+
+The Dask and Spark runs print the driver's stages; Dask runs also the workers' seconds
+per kernel (from the task stream), Spark runs Spark's longest stages (status API).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -42,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import STAGE_DONE  # noqa: E402
 from _measure import TreeMonitor as PeakRss  # noqa: E402
 
 FEATURES = 16
@@ -199,7 +202,7 @@ class StageLog(logging.Handler):
         self.done: list[tuple[str, float]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        m = re.match(r"(.+?): done in ([0-9.]+)s", record.getMessage())
+        m = STAGE_DONE.match(record.getMessage())
         if m:
             self.done.append((m.group(1), float(m.group(2))))
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import Measurement, measure, write_clustered  # noqa: E402
+from _measure import STAGE_DONE, Measurement, measure, write_clustered  # noqa: E402
 
 FEATURES = 16
 ROWS_PER_FILE = 1_000_000
@@ -90,7 +90,7 @@ def _check(m: Measurement, what: str) -> Measurement:
 def stages(m: Measurement) -> str:
     """distsmote's per-stage breakdown from its log: each stage's own time, and the
     start-up (session, cluster, imports) as the wall time the job's own total leaves."""
-    done = re.findall(r"distsmote: (.+?): done in ([0-9.]+)s", m.stderr)
+    done = re.findall("distsmote: " + STAGE_DONE.pattern, m.stderr)
     total = re.search(r"wrote [0-9,]+ rows in ([0-9.]+)s", m.stdout + m.stderr)
     parts = [f"{name} {float(sec):.1f}s" for name, sec in done]
     if total:
