@@ -119,8 +119,12 @@ class LocalEngine(Engine):
         self, parts: list[pd.DataFrame], fn: PartitionFn, handle, meta, workers: int | None = None
     ) -> pd.DataFrame:
         # One thread per core, one FAISS thread each (numpy and FAISS release the GIL).
+        # The largest parts start first, so uneven parts balance over the threads; the
+        # output keeps the parts' order.
+        order = sorted(range(len(parts)), key=lambda i: -len(parts[i]))
         with ThreadPoolExecutor(max_workers=max(1, min(len(parts), workers or len(parts)))) as pool:
-            outs = list(pool.map(lambda p: conform_pandas(fn(p, handle, 1), meta.dtypes), parts))
+            done = dict(zip(order, pool.map(lambda i: conform_pandas(fn(parts[i], handle, 1), meta.dtypes), order)))
+        outs = [done[i] for i in range(len(parts))]
         return pd.concat(outs, ignore_index=True) if outs else meta
 
     def map_partitions(self, frame, fn: PartitionFn, handle, meta: pd.DataFrame) -> pd.DataFrame:

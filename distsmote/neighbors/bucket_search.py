@@ -143,15 +143,12 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     pr, slot = pr[here], slot[here]
     qr = qr[pr]
     k = p.k
-    # Each (query, bucket) pair fills k columns of its query's row of candidates.
-    n_pairs = np.bincount(qr, minlength=len(kq))
-    width = int(n_pairs.max(initial=0))
-    by_query = np.argsort(qr, kind="stable")
-    col = np.empty(len(qr), dtype=np.int64)
-    col[by_query] = np.arange(len(qr)) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
-    rows = np.full((len(kq), width * k), -1, dtype=np.int64)
-    dist = np.full((len(kq), width * k), np.inf)
-    takes = np.zeros((len(kq), width * k), dtype=np.int64)
+    # Each searched (query, bucket) pair gets its k nearest in that bucket: row ``i`` of
+    # these arrays for pair ``i``, kept entries first in (distance, key) order.
+    rows = np.full((len(qr), k), -1, dtype=np.int64)
+    dist = np.full((len(qr), k), np.inf)
+    takes = np.zeros((len(qr), k), dtype=np.int64)
+    searched = np.zeros(len(qr), dtype=bool)
     set_threads(threads)
 
     def search(sel: np.ndarray) -> None:
@@ -160,21 +157,25 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
         sl = slot[order]
         cuts = np.flatnonzero(np.r_[True, sl[1:] != sl[:-1], True]) if len(sl) else np.array([0])
         for a, e in zip(cuts[:-1], cuts[1:]):
-            t = sl[a]
-            qs, cs = qr[order[a:e]], col[order[a:e]][:, None] * k + np.arange(k)
+            t, ps = sl[a], order[a:e]
             lo, hi = starts[t], ends[t]
-            ci, d2, take = search_bucket(xd[lo:hi], kd[lo:hi], md[lo:hi], xq[qs], kq[qs], k, BUCKET_EXTRA)
-            rows[qs[:, None], cs] = np.where(ci >= 0, ci + lo, -1)
-            dist[qs[:, None], cs] = d2
-            takes[qs[:, None], cs] = take
+            ci, d2, take = search_bucket(xd[lo:hi], kd[lo:hi], md[lo:hi], xq[qr[ps]], kq[qr[ps]], k, BUCKET_EXTRA)
+            rows[ps] = np.where(ci >= 0, ci + lo, -1)
+            dist[ps] = d2
+            takes[ps] = take
+        searched[sel] = True
 
+    n_pairs = np.bincount(qr, minlength=len(kq))
     if names and len(qr):
         # Approximate mode: each query's nearest probed cell here is searched first; its
         # k-th distance bounds the query's k-th neighbour, and a cell whose bisector
         # with the query's home cell lies beyond that bound cannot hold a closer row.
-        lead = by_query[np.r_[0, np.cumsum(n_pairs)[:-1]][n_pairs > 0]]
+        by_query = np.argsort(qr, kind="stable")
+        lead = by_query[(np.cumsum(n_pairs) - n_pairs)[n_pairs > 0]]
         search(lead)
-        d2k = np.where(takes.sum(1) >= k, np.where(takes > 0, dist, -np.inf).max(1), np.inf)
+        d2k = np.full(len(kq), np.inf)
+        full = takes[lead].sum(1) >= k
+        d2k[qr[lead[full]]] = np.where(takes[lead[full]] > 0, dist[lead[full]], -np.inf).max(1)
         rest = np.ones(len(qr), dtype=bool)
         rest[lead] = False
         rest = np.flatnonzero(rest)
@@ -182,19 +183,46 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
         search(rest[bound <= np.sqrt(d2k[qr[rest]]) * (1.0 + 1e-9) + 1e-12])
     else:
         search(np.arange(len(qr)))
-    # Each query's k nearest over its buckets (a row is in one bucket per query).
-    key = np.where(rows >= 0, kd[np.maximum(rows, 0)], np.iinfo(np.int64).max)
-    order = np.lexsort((key, dist), axis=-1)
-    rows, dist, takes = (np.take_along_axis(v, order, axis=1) for v in (rows, dist, takes))
-    keep, take, _ = take_k(takes, k)
-    qi, c = np.nonzero(keep)
-    di, d2, take = rows[qi, c], dist[qi, c], take[qi, c]
+    qi, di, d2, take = merge_pairs(qr[searched], rows[searched], dist[searched], takes[searched], kd, k)
     # A candidate beyond the query's upper bound cannot be among its k nearest.
     near = d2 <= (bq[qi] * (1.0 + 1e-9)) ** 2
     qi, di, d2, take = qi[near], di[near], d2[near], take[near]
     return pd.DataFrame(
         {"qkey": kq[qi], "qcls": cq[qi], "nkey": kd[di], "ncls": cd[di], "d2": d2, "mult": take}
     )
+
+
+def merge_pairs(qr: np.ndarray, rows: np.ndarray, dist: np.ndarray, takes: np.ndarray, kd: np.ndarray, k: int):
+    """Each query's ``k`` nearest over the buckets it was searched in.
+
+    ``qr[i]`` is the query of searched pair ``i`` and rows ``i`` of ``rows``, ``dist``
+    and ``takes`` its ``k`` nearest in that bucket (kept entries first, in (distance,
+    key) order; a row is in one bucket per query).  Queries are merged in batches of
+    equal pair count, so no batch is padded, and a query searched in one bucket only
+    needs no sort.  Returns flat ``(query, data row, d2, copies)`` of the kept entries.
+    """
+    order = np.argsort(qr, kind="stable")
+    q_of = qr[order]
+    starts = np.flatnonzero(np.r_[True, q_of[1:] != q_of[:-1]])
+    count = np.diff(np.r_[starts, len(q_of)])
+    out = []
+    for m in unique_sorted(count):
+        first = starts[count == m]
+        pairs = order[first[:, None] + np.arange(m)]  # (n, m): the pairs of each query
+        r, d, t = (v[pairs].reshape(len(first), m * k) for v in (rows, dist, takes))
+        if m > 1:
+            key = np.where(r >= 0, kd[np.maximum(r, 0)], np.iinfo(np.int64).max)
+            by = np.lexsort((key, d), axis=-1)
+            r, d, t = (np.take_along_axis(v, by, axis=1) for v in (r, d, t))
+            keep, t, _ = take_k(t, k)
+        else:
+            keep = t > 0
+        i, c = np.nonzero(keep)
+        out.append((q_of[first[i]], r[i, c], d[i, c], t[i, c]))
+    if not out:
+        empty = np.empty(0, np.int64)
+        return empty, empty, np.empty(0), empty
+    return tuple(np.concatenate(v) for v in zip(*out))
 
 
 def cell_bounds(q: Quantizer, x: np.ndarray, probes: np.ndarray) -> np.ndarray:

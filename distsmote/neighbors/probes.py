@@ -142,7 +142,8 @@ def pair_buckets(plan: BucketPlan, keys: np.ndarray, qr: np.ndarray, qc: np.ndar
     every data part.  With ``positions``, the pair each result comes from replaces the
     query row."""
     sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
-    jq = (key_hash(keys[qr], HASH_SEED, "query-part") % sq[qc].astype(np.uint64)).astype(np.int64)
+    h = key_hash(keys, HASH_SEED, "query-part")  # once per row, not once per pair
+    jq = (h[qr] % sq[qc].astype(np.uint64)).astype(np.int64)
     pr, pi = expand(sd[qc])
     c = qc[pr]
     return pr if positions else qr[pr], off[c] + pi * sq[c] + jq[pr]
