@@ -133,7 +133,7 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     # bounds widened so this is a superset of the probes the records were sent for).
     names = probe_names(p)
     if names:
-        probes = pdf[names].to_numpy(np.int64)[qm]
+        probes = pdf[names].to_numpy()[qm].astype(np.int64)
         qr, qc = np.repeat(np.arange(len(kq)), probes.shape[1]), probes.reshape(-1)
     else:
         _, qr, qc, _ = probe_pairs(p, xq, kq, np.ones(len(kq), bool), threads, True, upper=bq, slack=1.0 + 1e-6)
@@ -183,7 +183,7 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
         search(rest[bound <= np.sqrt(d2k[qr[rest]]) * (1.0 + 1e-9) + 1e-12])
     else:
         search(np.arange(len(qr)))
-    qi, di, d2, take = merge_pairs(qr[searched], rows[searched], dist[searched], takes[searched], kd, k)
+    qi, di, d2, take = merge_pairs(np.flatnonzero(searched), qr, rows, dist, takes, kd, k)
     # A candidate beyond the query's upper bound cannot be among its k nearest.
     near = d2 <= (bq[qi] * (1.0 + 1e-9)) ** 2
     qi, di, d2, take = qi[near], di[near], d2[near], take[near]
@@ -192,17 +192,21 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     )
 
 
-def merge_pairs(qr: np.ndarray, rows: np.ndarray, dist: np.ndarray, takes: np.ndarray, kd: np.ndarray, k: int):
+def merge_pairs(
+    searched: np.ndarray, qr: np.ndarray, rows: np.ndarray, dist: np.ndarray, takes: np.ndarray,
+    kd: np.ndarray, k: int,
+):
     """Each query's ``k`` nearest over the buckets it was searched in.
 
-    ``qr[i]`` is the query of searched pair ``i`` and rows ``i`` of ``rows``, ``dist``
-    and ``takes`` its ``k`` nearest in that bucket (kept entries first, in (distance,
-    key) order; a row is in one bucket per query).  Queries are merged in batches of
-    equal pair count, so no batch is padded, and a query searched in one bucket only
-    needs no sort.  Returns flat ``(query, data row, d2, copies)`` of the kept entries.
+    For each searched pair ``i`` (``searched``), ``qr[i]`` is its query and rows ``i``
+    of ``rows``, ``dist`` and ``takes`` its ``k`` nearest in that bucket (kept entries
+    first, in (distance, key) order; a row is in one bucket per query).  Queries are
+    merged in batches of equal pair count, so no batch is padded, and a query searched
+    in one bucket only needs no sort.  Returns flat ``(query, data row, d2, copies)`` of
+    the kept entries.
     """
-    order = np.argsort(qr, kind="stable")
-    q_of = qr[order]
+    order = searched[np.argsort(qr[searched], kind="stable")]
+    q_of = qr[order]  # the query of each pair in ``order``
     starts = np.flatnonzero(np.r_[True, q_of[1:] != q_of[:-1]])
     count = np.diff(np.r_[starts, len(q_of)])
     out = []
@@ -263,7 +267,7 @@ def search_bucket(xd, kd, md, xq, kq, k, extra):
     xdc = np.ascontiguousarray(xd - center, dtype=np.float32)
     xqc = np.ascontiguousarray(xq - center, dtype=np.float32)
     f32, cand = faiss_ops.flat_search(xdc, xqc, width)
-    d2 = pair_d2(xq, xd[cand])
+    d2 = pair_d2(xq, xd, cand)
     order = np.lexsort((cand, d2), axis=-1)  # rows are sorted by key: ties by key
     cand = np.take_along_axis(cand, order, axis=1)
     d2 = np.take_along_axis(d2, order, axis=1)

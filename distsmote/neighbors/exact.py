@@ -14,16 +14,19 @@ import pandas as pd
 from distsmote.neighbors.table import edge_meta
 
 
-def pair_d2(xq: np.ndarray, xd: np.ndarray) -> np.ndarray:
-    """Exact squared distances of ``xq[i]`` to ``xd[i, j]`` (float64, fixed summation order).
+def pair_d2(xq: np.ndarray, xd: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Exact squared distances of ``xq[i]`` to ``xd[idx[i, j]]`` (float64, fixed summation
+    order).
 
     The value for a pair never depends on which other rows are in the batch, so the
-    same pair compares equal wherever it is evaluated.
+    same pair compares equal wherever it is evaluated (here, in :func:`full_d2` or in
+    another task).  One feature at a time: a gather from that feature's column.
     """
-    out = np.zeros(xd.shape[:2])
-    cols = np.moveaxis(xd, 2, 0).copy()  # one contiguous (n, w) slice per feature
+    out = np.zeros(idx.shape)
+    # A small table is transposed once (contiguous columns); a large one is read in place.
+    cols = xd.T if len(xd) > idx.size else np.ascontiguousarray(xd.T)
     for j in range(xq.shape[1]):
-        out += (cols[j] - xq[:, None, j]) ** 2
+        out += (cols[j][idx] - xq[:, j, None]) ** 2
     return out
 
 

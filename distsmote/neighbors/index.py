@@ -86,7 +86,7 @@ def exact_rerank(
     valid = cand >= 0
     safe = np.where(valid, cand, 0)
     # Float64, summed feature by feature: the kNN join's distances, bit for bit.
-    dist = pair_d2(points[query_ids].astype(np.float64), points[safe].astype(np.float64))
+    dist = pair_d2(points[query_ids].astype(np.float64), points, safe)
     dist[~valid] = np.inf
     # Order by (distance, id); invalid entries sort last.
     ids_for_sort = np.where(valid, cand, np.iinfo(np.int64).max)

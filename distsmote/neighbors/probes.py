@@ -70,7 +70,7 @@ def upper_bounds(p: JoinPayload, x: np.ndarray, keys: np.ndarray, threads: int) 
     _, cand = index.search(np.ascontiguousarray(xc, dtype=np.float32), width)
     valid = cand >= 0
     safe = np.where(valid, cand, 0)
-    d2 = pair_d2(xc, b.points[safe])
+    d2 = pair_d2(xc, b.points, safe)
     d2[~valid | (b.keys[safe] == keys[:, None])] = np.inf
     d2.sort(axis=1)
     if width < p.k:
@@ -144,6 +144,8 @@ def pair_buckets(plan: BucketPlan, keys: np.ndarray, qr: np.ndarray, qc: np.ndar
     sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
     h = key_hash(keys, HASH_SEED, "query-part")  # once per row, not once per pair
     jq = (h[qr] % sq[qc].astype(np.uint64)).astype(np.int64)
+    if (sd[qc] == 1).all():  # no cell's data is split: one bucket per pair
+        return np.arange(len(qc)) if positions else qr, off[qc] + jq
     pr, pi = expand(sd[qc])
     c = qc[pr]
     return pr if positions else qr[pr], off[c] + pi * sq[c] + jq[pr]

@@ -126,7 +126,7 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     f32, cand, eta, xq, probes = f32[live], cand[live], eta[live], p.x[live], p.probes[live]
     valid = cand >= 0
     safe = np.where(valid, cand, 0)
-    d2 = np.where(valid, pair_d2(xq, x[safe]), np.inf)
+    d2 = np.where(valid, pair_d2(xq, x, safe), np.inf)
     ranked = np.lexsort((np.where(valid, keys[safe], np.iinfo(np.int64).max), d2), axis=-1)  # ties by key
     cand, d2 = np.take_along_axis(safe, ranked, 1), np.take_along_axis(d2, ranked, 1)
     eff = np.where(np.isfinite(d2), mult[cand], 0)
