@@ -19,7 +19,8 @@ import pandas as pd
 from distsmote.engines.base import Engine
 from distsmote.neighbors import faiss_ops
 from distsmote.neighbors.buckets import BucketPlan
-from distsmote.neighbors.cells import Quantizer, default_cells, exact_probes, train_quantizer
+from distsmote.neighbors.cells import Quantizer, default_cells, train_quantizer
+from distsmote.neighbors.exact_cells import exact_probes
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.exact import expand
 from distsmote.neighbors.keys import key_hash

@@ -18,7 +18,8 @@ import pandas as pd
 
 from distsmote.engines.base import empty_frame
 from distsmote.neighbors.buckets import BucketPlan
-from distsmote.neighbors.cells import Quantizer, exact_home, exact_probes, homes_and_probes
+from distsmote.neighbors.cells import Quantizer, homes_and_probes
+from distsmote.neighbors.exact_cells import exact_home, exact_probes
 from distsmote.neighbors.exact import expand, pair_d2
 from distsmote.neighbors.faiss_ops import ShippedIndex, load_index, set_threads
 from distsmote.neighbors.keys import key_hash
