@@ -95,8 +95,8 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     Each bucket is one FAISS flat (BLAS) search of the queries probing it, centred on
     the bucket; candidates are re-ranked with exact float64 distances (ties by key), and
     a query whose list could hide a tie or a closer row is searched again by float64
-    brute force over the bucket.  Each (query, bucket) pair fills ``k`` columns of the
-    query's row in fixed-shape arrays, and one sort per row merges the buckets.
+    brute force over the bucket.  Each searched (query, bucket) pair keeps its ``k``
+    nearest in a row of its own, and :func:`merge_pairs` merges each query's pairs.
 
     Approximate mode searches in two rounds: first each query's nearest probed cell in
     this partition, then only the probed cells that can hold a row closer than the
@@ -165,11 +165,11 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
             takes[ps] = take
         searched[sel] = True
 
-    n_pairs = np.bincount(qr, minlength=len(kq))
     if names and len(qr):
         # Approximate mode: each query's nearest probed cell here is searched first; its
         # k-th distance bounds the query's k-th neighbour, and a cell whose bisector
         # with the query's home cell lies beyond that bound cannot hold a closer row.
+        n_pairs = np.bincount(qr, minlength=len(kq))
         by_query = np.argsort(qr, kind="stable")
         lead = by_query[(np.cumsum(n_pairs) - n_pairs)[n_pairs > 0]]
         search(lead)

@@ -46,6 +46,8 @@ def float32_slack(xq32: np.ndarray, xd32: np.ndarray) -> np.ndarray:
 
 def expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(owner, position) for ``counts[i]`` copies of each i."""
+    if (counts == 1).all():  # one copy each (e.g. no cell split): no repeat needed
+        return np.arange(len(counts)), np.zeros(len(counts), dtype=np.int64)
     owner = np.repeat(np.arange(len(counts)), counts)
     pos = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
     return owner, pos

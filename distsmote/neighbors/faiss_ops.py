@@ -37,10 +37,9 @@ def faiss():
     import faiss as _faiss  # imported lazily: heavy, and must not be loaded before a fork
 
     cv = _faiss.cvar
-    if cv.distance_compute_blas_threshold != BLAS_THRESHOLD:
-        cv.distance_compute_blas_threshold = BLAS_THRESHOLD
-        cv.distance_compute_blas_query_bs = BLAS_QUERY_BLOCK
-        cv.distance_compute_blas_database_bs = BLAS_DATABASE_BLOCK
+    cv.distance_compute_blas_threshold = BLAS_THRESHOLD
+    cv.distance_compute_blas_query_bs = BLAS_QUERY_BLOCK
+    cv.distance_compute_blas_database_bs = BLAS_DATABASE_BLOCK
     return _faiss
 
 

@@ -145,8 +145,6 @@ def pair_buckets(plan: BucketPlan, keys: np.ndarray, qr: np.ndarray, qc: np.ndar
     sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
     h = key_hash(keys, HASH_SEED, "query-part")  # once per row, not once per pair
     jq = (h[qr] % sq[qc].astype(np.uint64)).astype(np.int64)
-    if (sd[qc] == 1).all():  # no cell's data is split: one bucket per pair
-        return np.arange(len(qc)) if positions else qr, off[qc] + jq
     pr, pi = expand(sd[qc])
     c = qc[pr]
     return pr if positions else qr[pr], off[c] + pi * sq[c] + jq[pr]
