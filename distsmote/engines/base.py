@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,18 @@ class LabelStats:
     counts: dict
     nonfinite: dict = field(default_factory=dict)
     null_labels: int = 0
+
+    @staticmethod
+    def total(parts: Iterable["LabelStats"]) -> "LabelStats":
+        """The statistics of the union of the parts' rows."""
+        out = LabelStats({})
+        for p in parts:
+            for key, value in p.counts.items():
+                out.counts[key] = out.counts.get(key, 0) + value
+            for key, value in p.nonfinite.items():
+                out.nonfinite[key] = out.nonfinite.get(key, 0) + value
+            out.null_labels += p.null_labels
+        return out
 
 
 class Engine(ABC):

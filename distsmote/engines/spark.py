@@ -21,6 +21,9 @@ from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
 from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, TaskFn
 from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
+from distsmote.engines.spark_files import (
+    FileScan, read_label_stats, read_rows, remember_scan, scan_label_stats, scan_of, scan_rows,
+)
 from distsmote.engines.spark_parts import Generation, part_rows, remember_generation, remember_union, to_part_files
 from distsmote.progress import stage
 
@@ -162,6 +165,10 @@ class SparkEngine(Engine):
         return frame  # every Spark column can hold nulls
 
     def label_stats(self, frame: DataFrame, label: str, features: Sequence[str]) -> LabelStats:
+        scan = scan_of(frame)
+        if scan is not None:  # Python tasks read the files (spark_files)
+            with self._stage("class statistics"):
+                return read_label_stats(interruptible(scan_label_stats(self.spark, scan, label, features).collect))
         floats = {f.name for f in frame.schema.fields if isinstance(f.dataType, (T.FloatType, T.DoubleType))}
         aggs = [F.count(F.lit(1)).alias("__rows__")]
         for i, c in enumerate(features):
@@ -184,6 +191,11 @@ class SparkEngine(Engine):
         return LabelStats(counts, {c: n for c, n in nonfinite.items() if n}, null)
 
     def collect_rows(self, frame, label, classes, columns) -> pd.DataFrame:
+        scan = scan_of(frame)
+        if scan is not None:  # Python tasks read the files (spark_files)
+            with self._stage("collecting rows"):
+                rows = interruptible(scan_rows(self.spark, scan, label, classes, columns).collect)
+            return read_rows(rows, scan, columns).to_pandas()
         subset = frame.filter(F.col(f"`{label}`").isin(list(classes)))
         with self._stage("collecting rows"):
             table = subset.select(*[F.col(f"`{c}`") for c in columns]).toArrow()
@@ -224,7 +236,9 @@ class SparkEngine(Engine):
         return remember_union(out, frames)
 
     def with_constant(self, frame: DataFrame, name: str, value: bool) -> DataFrame:
-        return frame.withColumn(name, F.lit(bool(value)))
+        out = frame.withColumn(name, F.lit(bool(value)))
+        scan = scan_of(frame)
+        return remember_scan(out, scan.with_constant(name, value)) if scan is not None else out
 
     # -- kNN join primitives ---------------------------------------------------------
 
@@ -369,7 +383,13 @@ class SparkEngine(Engine):
 
             reader = reader.schema(from_arrow_schema(source.schema))
         frame = reader.parquet(*source.files) if source.files is not None else reader.parquet(source.path)
-        return frame.where(to_sql(source.row_filter)) if source.row_filter else frame
+        if source.row_filter:
+            return frame.where(to_sql(source.row_filter))
+        try:
+            parallelism = int(self.spark.sparkContext.defaultParallelism)
+        except Exception:  # Spark Connect: the JVM reads the files
+            return frame
+        return remember_scan(frame, FileScan.of(source, self.arrow_schema(frame), parallelism))
 
     def write_parts(self, frame: DataFrame, directory: str, *, label: str | None = None,
                     token: str = "run") -> list[Any]:

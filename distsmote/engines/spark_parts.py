@@ -24,6 +24,7 @@ from typing import Any
 from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
 from distsmote.engines.files import PartFile, write_batches
+from distsmote.engines.spark_files import scan_of, scan_tasks, task_ids
 
 PART_SCHEMA = "path string, name string, size long, rows long, counts string"
 
@@ -55,7 +56,7 @@ def remember_union(frame: Any, pieces: list) -> Any:
     flat = []
     for p in pieces:
         flat.extend(_UNIONS.get(p, [p]))
-    if any(p in _GENERATED for p in flat):
+    if any(p in _GENERATED or scan_of(p) is not None for p in flat):
         _UNIONS[frame] = flat
     return frame
 
@@ -86,6 +87,20 @@ def _written(frame: Any, arrow_schema: Any, directory: str, label: str | None, t
     return frame.mapInArrow(run, PART_SCHEMA)
 
 
+def _copied(spark: Any, scan: Any, arrow_schema: Any, directory: str, label: str | None, token: str) -> Any:
+    """As :func:`_written` for a file scan's rows, read from the files by the writing task."""
+    columns = list(arrow_schema.names)
+
+    def run(unit: Any) -> Iterator[Any]:
+        from pyspark import TaskContext
+
+        task = TaskContext.get()
+        yield _arrow_part(write_batches(scan.batches(unit, columns), arrow_schema, directory, token,
+                                        task.partitionId(), label, task.attemptNumber()))
+
+    return scan_tasks(spark, scan, run, PART_SCHEMA)
+
+
 def _generated(spark: Any, gen: Generation, arrow_schema: Any, directory: str, label: str | None,
                token: str) -> Any:
     """As :func:`_written` for a generation's rows, made in the writing task itself."""
@@ -95,20 +110,21 @@ def _generated(spark: Any, gen: Generation, arrow_schema: Any, directory: str, l
         from pyspark import TaskContext
 
         task = TaskContext.get()
+        mine = [i for batch in batches for i in batch.column(0).to_pylist() if i < len(tasks)]
+        if not mine:  # task_ids' spare partition
+            return
         payload = gen.handle.get()
         threads = gen.threads()
 
         def rows() -> Iterator[Any]:
-            for batch in batches:
-                for task_id in batch.column(0).to_pylist():
-                    yield from gen.to_batches(gen.fn(tasks[task_id], payload, threads), arrow_schema)
-                    fault_point("generate.emitted")  # the writer has the rows: mid-write
+            for task_id in mine:
+                yield from gen.to_batches(gen.fn(tasks[task_id], payload, threads), arrow_schema)
+                fault_point("generate.emitted")  # the writer has the rows: mid-write
 
         yield _arrow_part(write_batches(rows(), arrow_schema, directory, token, task.partitionId(), label,
                                         task.attemptNumber()))
 
-    ids = spark.range(0, len(tasks), 1, numPartitions=max(1, len(tasks)))
-    return ids.mapInArrow(run, PART_SCHEMA)
+    return task_ids(spark, len(tasks)).mapInArrow(run, PART_SCHEMA)
 
 
 def part_rows(spark: Any, frame: Any, arrow_schema: Any, directory: str, label: str | None,
@@ -116,9 +132,11 @@ def part_rows(spark: Any, frame: Any, arrow_schema: Any, directory: str, label: 
     """The frame whose collection writes ``frame``'s part files: one row per file."""
     pieces = []
     for piece in _UNIONS.get(frame, [frame]):
-        gen = _GENERATED.get(piece)
+        gen, scan = _GENERATED.get(piece), scan_of(piece)
         if gen is not None:
             pieces.append(_generated(spark, gen, arrow_schema, directory, label, token))
+        elif scan is not None:
+            pieces.append(_copied(spark, scan, arrow_schema, directory, label, token))
         else:
             pieces.append(_written(piece, arrow_schema, directory, label, token))
     out = pieces[0]

@@ -41,7 +41,7 @@ def add_evaluate_parser(sub: Any) -> argparse.ArgumentParser:
 
 def add_evaluation_flags(p: argparse.ArgumentParser) -> None:
     """Flags shared by ``evaluate`` and ``demo --evaluate``."""
-    from distsmote.evaluate.protocol import DEFAULT_SAMPLERS, IN_MEMORY_LIMIT
+    from distsmote.evaluate.defaults import DEFAULT_SAMPLERS, IN_MEMORY_LIMIT
 
     p.add_argument("--samplers", default=",".join(DEFAULT_SAMPLERS),
                    help=f"comma-separated; 'none' is the baseline (default {','.join(DEFAULT_SAMPLERS)})")

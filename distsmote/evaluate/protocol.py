@@ -23,18 +23,15 @@ import numpy as np
 import pandas as pd
 
 from distsmote.engines import engine_for
+from distsmote.evaluate.defaults import DEFAULT_SAMPLERS, IN_MEMORY_LIMIT
 from distsmote.evaluate.encoding import SYNTHETIC, NOMINAL_SAMPLERS, Encoding, encode, plan_encoding
 from distsmote.evaluate.metrics import score
 from distsmote.evaluate.models import check_models, make_model
 
 log = logging.getLogger("distsmote")
 
-#: The article's samplers (``none`` = no resampling, the baseline).
-DEFAULT_SAMPLERS = ("none", "smote", "adasyn", "smote-tomek", "smote-enn")
 #: Samplers that keep every original row (only add rows): nothing to show as removed.
 KEEPS_ORIGINALS = frozenset({"none", "smote", "adasyn", "borderline-1", "borderline-2", "smotenc"})
-#: Default row limit of the in-memory (scikit-learn) path.
-IN_MEMORY_LIMIT = 1_000_000
 #: Rows per sampler in the 2-D view.
 VIEW_ROWS = 2_000
 
