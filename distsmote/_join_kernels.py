@@ -32,6 +32,7 @@ import pandas as pd
 from distsmote._kernels import SmotePayload, finish_rows, gaps, interpolate, neighbour_picks
 from distsmote._plan import HIST_BITS, copy_scores, keyed_children
 from distsmote.engines.base import empty_frame
+from distsmote.neighbors.keys import keyed_order
 from distsmote.neighbors.table import CLS, KEY, MULT
 from distsmote.neighbors.table import feature_names as _features
 #: Column of a stage-1 row: neighbours found (``-1`` marks a point row).
@@ -94,7 +95,7 @@ def merge_copies(pdf: pd.DataFrame, d: int, threads: int) -> pd.DataFrame:
     """
     keys = pdf[KEY].to_numpy(np.int64)
     x = pdf[_features(d)].to_numpy()
-    order = np.lexsort((*x.T[::-1], keys)) if len(keys) else np.empty(0, np.int64)
+    order = keyed_order(keys, x) if len(keys) else np.empty(0, np.int64)
     keys = keys[order]
     start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.empty(0, np.int64)
     out = pdf.iloc[order[start]].reset_index(drop=True)

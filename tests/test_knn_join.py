@@ -14,7 +14,20 @@ from sklearn.datasets import make_classification
 import distsmote.neighbors.join as join
 from distsmote.engines.local import LocalEngine
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.keys import content_keys
+from distsmote.neighbors.keys import content_keys, keyed_order
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 60), st.integers(1, 4), st.integers(0, 2**31 - 1), st.integers(1, 8),
+)
+def test_keyed_order_is_lexsort_by_key_then_features(n, d, seed, n_keys):
+    """Rows with shared keys (copies, and forced collisions of different rows) come out
+    in lexsort's order: by key, then features, then position."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, size=(n, d)).astype(np.float64)
+    keys = rng.integers(0, n_keys, size=n).astype(np.int64)  # few keys: many shared
+    assert np.array_equal(keyed_order(keys, x), np.lexsort((*x.T[::-1], keys)))
 
 
 def _frame(X, y) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from distsmote.columns import sorted_codes
 from distsmote.engines.base import Engine
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.index import build_index, measured_recall
-from distsmote.neighbors.keys import content_keys
+from distsmote.neighbors.keys import content_keys, keyed_order
 from distsmote.progress import stage
 from distsmote.samplers.base import BaseSampler, join_knn
 from distsmote.samplers.frame_info import FrameInfo
@@ -262,7 +262,7 @@ def collect_class_rows(
             [x, *([cat_codes] if cat else []), *[sorted_codes(part[c])[0] for c in partition]]
         ) if (cat or partition) else x
         row_keys = content_keys(x, np.full(len(x), codes[cls], np.int32)) if keyed else None
-        order = canonical_order(keys) if row_keys is None else np.lexsort((*x.T[::-1], row_keys))
+        order = canonical_order(keys) if row_keys is None else keyed_order(row_keys, x)
         extra = part[partition].iloc[order].reset_index(drop=True) if partition else None
         out.append(ClassRows(
             cls, pos, codes[cls], x[order], int(n_new),
