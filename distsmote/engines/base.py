@@ -62,11 +62,91 @@ class LabelStats:
         return out
 
 
+@dataclass(frozen=True)
+class Prefetch:
+    """A request to the class-statistics pass: also bring back the rows that a later
+    :meth:`Engine.collect_rows` will want, so the oversamplers read the data once.
+
+    Each partition returns its rows of every class but its own largest (the majority,
+    whose rows are never collected), as long as they fit in an even share of ``budget``;
+    a partition over its share returns none.  A class whose rows some partition kept
+    back is collected by the usual pass, so the outcome never depends on the data's
+    partitioning, only the number of passes does.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        The columns to bring back (the label included).
+    budget : int
+        Bytes the rows may take on the driver, estimated as 8 per value.
+    """
+
+    columns: tuple[str, ...]
+    budget: int
+
+    def max_rows(self, partitions: int) -> int:
+        """Rows one of ``partitions`` partitions may return."""
+        return self.budget // (8 * max(1, len(self.columns)) * max(1, partitions))
+
+
+def prefetch_rows(pdf: pd.DataFrame, label: str, prefetch: Prefetch, max_rows: int) -> tuple[pd.DataFrame, list]:
+    """One partition's part of a :class:`Prefetch`: its rows of every class but its
+    largest, and the classes whose rows it kept back (the largest, or all when the
+    others exceed ``max_rows``)."""
+    y = pdf[label]
+    counts = y.value_counts(dropna=True)
+    columns = list(prefetch.columns)
+    if not len(counts):
+        return pdf[columns].iloc[:0], []
+    largest = counts.index[int(np.argmax(counts.to_numpy()))]
+    if int(counts.sum() - counts.max()) > max_rows:
+        return pdf[columns].iloc[:0], list(counts.index)
+    return pdf.loc[y.notna() & (y != largest), columns], [largest]
+
+
+@dataclass
+class Prefetched:
+    """Rows a class-statistics pass brought back (:class:`Prefetch`), for one frame."""
+
+    frame: Any
+    label: str
+    columns: tuple[str, ...]
+    complete: frozenset  # classes all of whose rows are in ``rows``
+    rows: pd.DataFrame
+
+
 class Engine(ABC):
     """Primitives a sampler may use.  Subclasses wrap one kind of frame."""
 
     #: Short name used in logs and errors ("local", "dask", "spark").
     name: str = "engine"
+    #: Rows the last class-statistics pass brought back (see :class:`Prefetch`).
+    _prefetched: Prefetched | None = None
+
+    def _keep_prefetched(self, frame: Any, label: str, prefetch: Prefetch, counts: dict,
+                         parts: list[tuple[pd.DataFrame | None, list]]) -> None:
+        """Hold the partitions' :func:`prefetch_rows` results (rows, classes kept back)
+        for :meth:`_take_prefetched`."""
+        from distsmote._strategy import normalise_label
+
+        held = {normalise_label(c) for _, back in parts for c in back}
+        rows = [r for r, _ in parts if r is not None and len(r)]
+        self._prefetched = Prefetched(
+            frame, label, prefetch.columns, frozenset(c for c in counts if c not in held),
+            pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(prefetch.columns)),
+        )
+
+    def _take_prefetched(self, frame: Any, label: str, classes: Sequence[Any],
+                         columns: Sequence[str]) -> pd.DataFrame | None:
+        """The rows of ``classes`` from the last statistics pass over ``frame``, if it
+        brought all of them back (then forgotten), else ``None``."""
+        held = self._prefetched
+        if held is None or held.frame is not frame or held.label != label \
+                or not set(classes) <= held.complete or not set(columns) <= set(held.columns):
+            return None
+        self._prefetched = None
+        rows = held.rows
+        return rows.loc[rows[label].isin(list(classes)), list(columns)].reset_index(drop=True)
 
     @abstractmethod
     def columns(self, frame: Any) -> dict[str, np.dtype | None]:
@@ -85,8 +165,13 @@ class Engine(ABC):
         return frame.astype(casts) if casts else frame
 
     @abstractmethod
-    def label_stats(self, frame: Any, label: str, features: Sequence[str]) -> LabelStats:
-        """Class counts and non-finite feature counts, in one pass over the data."""
+    def label_stats(self, frame: Any, label: str, features: Sequence[str],
+                    prefetch: Prefetch | None = None) -> LabelStats:
+        """Class counts and non-finite feature counts, in one pass over the data.
+
+        With ``prefetch``, an engine may also bring back the rows a later
+        :meth:`collect_rows` of ``frame`` will want (:class:`Prefetch`).
+        """
 
     def labels_in_memory(self, frame: Any, label: str) -> Any | None:
         """The label column if it is already in driver memory, else ``None``."""

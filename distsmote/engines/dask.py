@@ -25,12 +25,16 @@ from distsmote.engines.base import (
     Engine,
     LabelStats,
     PartitionFn,
+    Prefetch,
     TaskFn,
     conform_pandas,
     numeric_dtype,
+    prefetch_rows,
 )
 from distsmote.engines.local import pandas_label_stats, reduce_label_stats
 from distsmote.progress import follow, stage
+
+logger = logging.getLogger("distsmote")
 
 dask = require("dask", "The Dask engine needs dask[dataframe,distributed]", "dask")
 dd = require("dask.dataframe", "The Dask engine needs dask[dataframe,distributed]", "dask")
@@ -89,7 +93,11 @@ def _gather(frame: "dd.DataFrame", name: str, each=None, rows: bool = True) -> l
     ``each(position, partition)`` sees them as they arrive and may raise to stop early.
     ``rows``: count the partitions' rows in the progress messages.
     """
-    parts = frame.to_delayed()
+    return _gather_delayed(frame.to_delayed(), name, each, rows)
+
+
+def _gather_delayed(parts: list, name: str, each=None, rows: bool = True) -> list:
+    """:func:`_gather` for a list of delayed values, one per unit of progress."""
     client = _client()
     if client is None:  # no distributed client: the local schedulers
         with stage(name, total=len(parts), unit="partitions") as st:
@@ -100,6 +108,11 @@ def _gather(frame: "dd.DataFrame", name: str, each=None, rows: bool = True) -> l
             st.advance(len(parts), sum(map(len, out)) if rows else 0)
         return out
     return follow(client.compute(parts), name, unit="partitions", count=len if rows else None, each=each)
+
+
+def _stats_and_rows(pdf: pd.DataFrame, label: str, features: list, prefetch: Prefetch,
+                    max_rows: int) -> tuple[pd.DataFrame, tuple[pd.DataFrame, list]]:
+    return pandas_label_stats(pdf, label, features), prefetch_rows(pdf, label, prefetch, max_rows)
 
 
 def _concat(parts: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
@@ -156,13 +169,26 @@ class DaskEngine(Engine):
     def columns(self, frame: "dd.DataFrame") -> dict[str, np.dtype | None]:
         return {str(c): numeric_dtype(t) for c, t in frame.dtypes.items()}
 
-    def label_stats(self, frame, label: str, features: Sequence[str]) -> LabelStats:
+    def label_stats(self, frame, label: str, features: Sequence[str], prefetch: Prefetch | None = None) -> LabelStats:
         meta = pandas_label_stats(frame._meta, label, features)
-        parts = frame.map_partitions(pandas_label_stats, label, list(features), meta=meta)
-        # One small row per (partition, class): small by construction.
-        return reduce_label_stats(_concat(_gather(parts, "class statistics", rows=False), meta), features)
+        if prefetch is None:
+            parts = frame.map_partitions(pandas_label_stats, label, list(features), meta=meta)
+            # One small row per (partition, class): small by construction.
+            return reduce_label_stats(_concat(_gather(parts, "class statistics", rows=False), meta), features)
+        task = dask.delayed(_stats_and_rows, pure=True)
+        max_rows = prefetch.max_rows(frame.npartitions)
+        jobs = [task(p, label, list(features), prefetch, max_rows) for p in frame.to_delayed()]
+        # Per partition: a few counts, and rows of its smaller classes within its share.
+        done = _gather_delayed(jobs, "class statistics", rows=False)
+        stats = reduce_label_stats(_concat([d[0] for d in done], meta), features)
+        self._keep_prefetched(frame, label, prefetch, stats.counts, [d[1] for d in done])
+        return stats
 
     def collect_rows(self, frame, label, classes, columns) -> pd.DataFrame:
+        rows = self._take_prefetched(frame, label, classes, columns)
+        if rows is not None:
+            logger.info("collecting rows: %d rows, brought back by the class statistics' pass", len(rows))
+            return rows
         subset = frame[frame[label].isin(list(classes))][list(columns)]
         # Only the classes being oversampled.
         return _concat(_gather(subset, "collecting rows"), subset._meta)

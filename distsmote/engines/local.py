@@ -77,7 +77,8 @@ class LocalEngine(Engine):
     def columns(self, frame: pd.DataFrame) -> dict[str, np.dtype | None]:
         return {str(c): numeric_dtype(t) for c, t in frame.dtypes.items()}
 
-    def label_stats(self, frame: pd.DataFrame, label: str, features: Sequence[str]) -> LabelStats:
+    def label_stats(self, frame: pd.DataFrame, label: str, features: Sequence[str],
+                    prefetch: Any = None) -> LabelStats:  # in memory: collect_rows is a filter
         with stage("class statistics"):
             return reduce_label_stats(pandas_label_stats(frame, label, features), features)
 

@@ -9,6 +9,7 @@ task recomputes identical rows (nothing depends on ``rand()`` or round-robin ord
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ import pandas as pd
 
 from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
-from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, TaskFn
+from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, Prefetch, TaskFn
 from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
 from distsmote.engines.spark_files import (
     FileScan, read_label_stats, read_rows, remember_scan, scan_label_stats, scan_of, scan_rows,
@@ -37,6 +38,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "The Spark engine needs pyspark>=4.0. Install it with `pip install 'distsmote[spark]'`."
     ) from exc
+
+logger = logging.getLogger("distsmote")
 
 _NUMERIC = {
     T.ByteType: np.int8,
@@ -164,11 +167,16 @@ class SparkEngine(Engine):
     def nullable(self, frame: DataFrame, columns) -> DataFrame:
         return frame  # every Spark column can hold nulls
 
-    def label_stats(self, frame: DataFrame, label: str, features: Sequence[str]) -> LabelStats:
+    def label_stats(self, frame: DataFrame, label: str, features: Sequence[str],
+                    prefetch: Prefetch | None = None) -> LabelStats:
         scan = scan_of(frame)
         if scan is not None:  # Python tasks read the files (spark_files)
             with self._stage("class statistics"):
-                return read_label_stats(interruptible(scan_label_stats(self.spark, scan, label, features).collect))
+                rows = interruptible(scan_label_stats(self.spark, scan, label, features, prefetch).collect)
+            stats, parts = read_label_stats(rows)
+            if prefetch is not None:
+                self._keep_prefetched(frame, label, prefetch, stats.counts, parts)
+            return stats
         floats = {f.name for f in frame.schema.fields if isinstance(f.dataType, (T.FloatType, T.DoubleType))}
         aggs = [F.count(F.lit(1)).alias("__rows__")]
         for i, c in enumerate(features):
@@ -191,6 +199,10 @@ class SparkEngine(Engine):
         return LabelStats(counts, {c: n for c, n in nonfinite.items() if n}, null)
 
     def collect_rows(self, frame, label, classes, columns) -> pd.DataFrame:
+        held = self._take_prefetched(frame, label, classes, columns)
+        if held is not None:
+            logger.info("collecting rows: %d rows, brought back by the class statistics' pass", len(held))
+            return held
         scan = scan_of(frame)
         if scan is not None:  # Python tasks read the files (spark_files)
             with self._stage("collecting rows"):

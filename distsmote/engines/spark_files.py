@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from distsmote.engines.base import LabelStats
+from distsmote.engines.base import LabelStats, Prefetch
 
 #: Spark's ``spark.sql.files.maxPartitionBytes`` and ``openCostInBytes`` defaults.
 MAX_UNIT_BYTES = 128 * 2**20
@@ -192,42 +192,87 @@ def _blob(data: bytes) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array([data], pa.binary())], names=["blob"])
 
 
-def unit_label_stats(scan: FileScan, unit: Unit, label: str, features: Sequence[str]) -> LabelStats:
-    """Class counts, missing labels and non-finite features (NaN, ±inf, null) of a unit."""
+def _batch_stats(batch: pa.RecordBatch, label: str, features: Sequence[str]) -> LabelStats:
+    """Class counts, missing labels and non-finite features (NaN, ±inf, null) of a batch."""
     import pyarrow.compute as pc
 
-    parts = []
-    for batch in scan.batches(unit, list(dict.fromkeys([label, *features]))):
-        y = batch.column(label)
-        counts = pc.value_counts(y.drop_null())
-        bad = {}
-        for name in features:
-            col = batch.column(name)
-            n = col.null_count
-            if pa.types.is_floating(col.type):
-                n += int(pc.sum(pc.invert(pc.is_finite(col))).as_py() or 0)
-            if n:
-                bad[name] = n
-        parts.append(LabelStats(
-            dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())), bad, y.null_count,
-        ))
-    return LabelStats.total(parts)
+    y = batch.column(label)
+    counts = pc.value_counts(y.drop_null())
+    bad = {}
+    for name in features:
+        col = batch.column(name)
+        n = col.null_count
+        if pa.types.is_floating(col.type):
+            n += int(pc.sum(pc.invert(pc.is_finite(col))).as_py() or 0)
+        if n:
+            bad[name] = n
+    return LabelStats(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())), bad,
+                      y.null_count)
 
 
-def scan_label_stats(spark: Any, scan: FileScan, label: str, features: Sequence[str]) -> Any:
-    """A frame of one pickled :class:`LabelStats` per unit (collect it, then
-    :func:`read_label_stats`)."""
+def unit_label_stats(scan: FileScan, unit: Unit, label: str, features: Sequence[str]) -> LabelStats:
+    """:class:`LabelStats` of a unit's rows."""
+    columns = list(dict.fromkeys([label, *features]))
+    return LabelStats.total(_batch_stats(b, label, features) for b in scan.batches(unit, columns))
+
+
+def unit_stats_and_rows(scan: FileScan, unit: Unit, label: str, features: Sequence[str], prefetch: Prefetch,
+                        max_rows: int) -> tuple[LabelStats, bytes | None, list]:
+    """:func:`unit_label_stats`, the unit's rows of its smaller classes (an Arrow IPC
+    stream of ``prefetch.columns``, or ``None``) and the classes it kept back, as
+    :func:`distsmote.engines.base.prefetch_rows` does for a pandas partition."""
+    import pyarrow.compute as pc
+
+    labels = [b.column(label) for b in scan.batches(unit, [label])]
+    counts = pc.value_counts(pa.chunked_array(labels, scan.schema.field(label).type).drop_null())
+    values, n = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+    largest = values[n.index(max(n))] if n else None
+    keep = bool(n) and sum(n) - max(n) <= max_rows
+    held = [largest] if keep else values
+    columns = list(dict.fromkeys([label, *features, *prefetch.columns]))
+    parts, rows = [], []
+    for batch in scan.batches(unit, columns):
+        parts.append(_batch_stats(batch, label, features))
+        if keep:
+            y = batch.column(label)
+            other = pc.and_(pc.is_valid(y), pc.not_equal(y, pa.scalar(largest, y.type)))
+            rows.append(batch.filter(other).select(list(prefetch.columns)))
+    data = None
+    if rows:
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, rows[0].schema) as writer:
+            for r in rows:
+                writer.write_batch(r)
+        data = sink.getvalue()
+    return LabelStats.total(parts), data, held
+
+
+def scan_label_stats(spark: Any, scan: FileScan, label: str, features: Sequence[str],
+                     prefetch: Prefetch | None = None) -> Any:
+    """A frame of one pickled result per unit: its :class:`LabelStats` or, with
+    ``prefetch``, :func:`unit_stats_and_rows`'s.  Collect it, then
+    :func:`read_label_stats`."""
     features = list(features)
+    max_rows = prefetch.max_rows(len(scan.units())) if prefetch is not None else 0
 
     def run(unit: Unit) -> Iterator[pa.RecordBatch]:
-        yield _blob(pickle.dumps(unit_label_stats(scan, unit, label, features)))
+        if prefetch is None:
+            yield _blob(pickle.dumps(unit_label_stats(scan, unit, label, features)))
+        else:
+            yield _blob(pickle.dumps(unit_stats_and_rows(scan, unit, label, features, prefetch, max_rows)))
 
     return scan_tasks(spark, scan, run, BLOB_SCHEMA)
 
 
-def read_label_stats(rows: list) -> LabelStats:
-    """The statistics of the whole scan from :func:`scan_label_stats`'s collected rows."""
-    return LabelStats.total(pickle.loads(bytes(r["blob"])) for r in rows)
+def read_label_stats(rows: list) -> tuple[LabelStats, list[tuple[Any, list]]]:
+    """The statistics of the whole scan from :func:`scan_label_stats`'s collected rows,
+    and, with a prefetch, each unit's rows (pandas) and the classes it kept back."""
+    results = [pickle.loads(bytes(r["blob"])) for r in rows]
+    if results and isinstance(results[0], LabelStats):
+        return LabelStats.total(results), []
+    parts = [(pa.ipc.open_stream(data).read_all().to_pandas() if data is not None else None, held)
+             for _, data, held in results]
+    return LabelStats.total(r[0] for r in results), parts
 
 
 def scan_rows(spark: Any, scan: FileScan, label: str, classes: Sequence[Any], columns: Sequence[str]) -> Any:

@@ -155,7 +155,12 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
                 [c for c in engine.columns(frame) if c != label]
             )
         return describe(engine, frame, label, indicator, roles=roles, accepts=self._accepts,
-                        sampler=type(self).__name__)
+                        sampler=type(self).__name__, prefetch_budget=self._prefetch_budget())
+
+    def _prefetch_budget(self) -> int | None:
+        """Bytes of rows the class-statistics pass may bring back for a later collect
+        (``None``: the sampler collects no rows)."""
+        return None
 
     # -- the sklearn / imbalanced-learn contract ---------------------------------------
 

@@ -15,7 +15,7 @@ import numpy as np
 from distsmote._strategy import sorted_classes
 from distsmote._validation import DistSmoteInputError, check_label_stats, check_label_type
 from distsmote.columns import ColumnRoles, resolve_roles
-from distsmote.engines.base import Engine
+from distsmote.engines.base import Engine, Prefetch
 
 
 @dataclass(frozen=True)
@@ -100,12 +100,15 @@ def describe(
     roles: dict | None = None,
     accepts: str = "numeric",
     sampler: str = "this sampler",
+    prefetch_budget: int | None = None,
 ) -> FrameInfo:
     """Describe ``frame`` once, with every input check (one pass over the data).
 
     ``roles`` holds the declared ``categorical``, ``passthrough``, ``partition_columns``
     and ``id_column``; ``accepts`` says which features the sampler takes (see
-    :func:`distsmote.columns.resolve_roles`).
+    :func:`distsmote.columns.resolve_roles`).  ``prefetch_budget`` (bytes): the same
+    pass also brings back, within this budget, the rows an oversampler collects next
+    (:class:`~distsmote.engines.base.Prefetch`).
 
     Raises
     ------
@@ -132,7 +135,11 @@ def describe(
             "integers, so it must be int64 (or string). Cast it, or pass another id_column=..."
         )
     features = [*role.numeric, *role.categorical]
-    stats = engine.label_stats(frame, label, features)
+    prefetch = None
+    if prefetch_budget is not None:
+        wanted = dict.fromkeys([*role.numeric, *role.categorical, *role.partition, label])
+        prefetch = Prefetch(tuple(wanted), prefetch_budget)
+    stats = engine.label_stats(frame, label, features, prefetch)
     check_label_stats(stats, label)
     check_label_type(stats.counts, label)
     return FrameInfo(

@@ -122,6 +122,11 @@ class BaseOverSampler(BaseSampler):
     def _k(self) -> int:
         raise NotImplementedError
 
+    def _prefetch_budget(self) -> int | None:
+        # The classes to oversample are collected next: bring them back with the
+        # statistics, within the driver budget (2 GiB without one).
+        return self._driver_budget() or 2 * 2**30
+
     def _knn(self) -> KnnConfig:
         return join_knn(self.knn) if self._all_classes else KnnConfig.coerce(self.knn)
 
