@@ -56,6 +56,10 @@ class _Combined(BaseSampler):
         smote, _ = self._components()
         return smote._resolve(info)
 
+    def _prefetch_budget(self) -> int | None:
+        smote, _ = self._components()  # SMOTE collects the classes it oversamples
+        return smote._prefetch_budget()
+
     def _fit_resample(self, engine: Engine, frame: Any, info: FrameInfo, targets: dict) -> Any:
         smote, cleaner = self._components()
         # Every pass of the cleaning join reads the SMOTE output: it is computed once.
