@@ -1,7 +1,9 @@
 """Spark engine: pyspark.sql.DataFrame in, pyspark.sql.DataFrame out, lazily.
 
-Statistics run as one native ``groupBy`` aggregation; Python only runs inside
-``mapInArrow`` generation tasks, which resolve the payload from a broadcast variable.
+Statistics run as one native ``groupBy`` aggregation, except on a plain Parquet input
+that a job read (:mod:`distsmote.engines.spark_files`), whose statistics, collected rows
+and copy in a write run in Python tasks that read the files.  Generation runs inside
+``mapInArrow`` tasks, which resolve the payload from a broadcast variable.
 A generation task's input is a single task number from ``spark.range``, so a retried
 task recomputes identical rows (nothing depends on ``rand()`` or round-robin order).
 """
