@@ -123,3 +123,17 @@ def test_smote_output_written_from_the_files_equals_the_jvm_write(spark, tmp_pat
     assert_same_rows(got, want)
     assert int(got["synthetic"].sum()) == 1_850 and got["synthetic"].dtype == bool
     assert all(pq.read_schema(p.path).equals(schema, check_metadata=False) for p in a)
+
+
+def test_listed_plain_files_are_read_with_their_schema_as_spark_infers_it(spark, dirty, tmp_path):
+    """The reader gets the footers' schema (no inference job), and the frame's schema is
+    the one Spark infers: the same types, every column nullable, even a required one."""
+    required = pa.schema([pa.field("x", pa.float64(), nullable=False), pa.field("k", pa.int8()),
+                          pa.field("y", pa.int64(), nullable=False)])
+    path = tmp_path / "required"
+    path.mkdir()
+    pq.write_table(pa.table({"x": [1.0, 2.0], "k": [1, 2], "y": [0, 1]}, schema=required), path / "a.parquet")
+    engine = SparkEngine(spark)
+    for root in (dirty[0], str(path)):
+        source = resolve_input(root)
+        assert engine.read(source).schema == spark.read.parquet(*source.files).schema

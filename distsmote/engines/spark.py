@@ -25,7 +25,7 @@ from distsmote._strategy import normalise_label
 from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, Prefetch, TaskFn
 from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
 from distsmote.engines.spark_files import (
-    FileScan, read_label_stats, read_rows, remember_scan, scan_label_stats, scan_of, scan_rows,
+    FileScan, read_label_stats, read_rows, remember_scan, scan_label_stats, scan_of, scan_rows, schema_hint,
 )
 from distsmote.engines.spark_parts import Generation, part_rows, remember_generation, remember_union, to_part_files
 from distsmote.progress import stage
@@ -391,11 +391,12 @@ class SparkEngine(Engine):
     def read(self, source: Any) -> DataFrame:
         from distsmote.where import to_sql
 
-        reader = self.spark.read
-        if source.widened and source.schema is not None:
-            from pyspark.sql.pandas.types import from_arrow_schema
+        from pyspark.sql.pandas.types import from_arrow_schema
 
-            reader = reader.schema(from_arrow_schema(source.schema))
+        reader = self.spark.read
+        hint = source.schema if source.widened else schema_hint(source)
+        if hint is not None:
+            reader = reader.schema(from_arrow_schema(hint))
         frame = reader.parquet(*source.files) if source.files is not None else reader.parquet(source.path)
         if source.row_filter:
             return frame.where(to_sql(source.row_filter))
