@@ -23,10 +23,10 @@ import pandas as pd
 from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
 from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, Prefetch, TaskFn
-from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
 from distsmote.engines.spark_files import (
     FileScan, read_label_stats, read_rows, remember_scan, scan_label_stats, scan_of, scan_rows, schema_hint,
 )
+from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
 from distsmote.engines.spark_parts import Generation, part_rows, remember_generation, remember_union, to_part_files
 from distsmote.progress import stage
 
@@ -41,16 +41,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "The Spark engine needs pyspark>=4.0. Install it with `pip install 'distsmote[spark]'`."
     ) from exc
 
-logger = logging.getLogger("distsmote")
+from distsmote.engines.spark_types import column_kinds, numpy_dtypes, schema_from_meta, to_batches  # noqa: E402
 
-_NUMERIC = {
-    T.ByteType: np.int8,
-    T.ShortType: np.int16,
-    T.IntegerType: np.int32,
-    T.LongType: np.int64,
-    T.FloatType: np.float32,
-    T.DoubleType: np.float64,
-}
+logger = logging.getLogger("distsmote")
 
 
 def _task_threads() -> int:
@@ -58,32 +51,6 @@ def _task_threads() -> int:
 
     ctx = TaskContext.get()
     return max(1, ctx.cpus()) if ctx is not None else 1
-
-
-_FROM_NUMPY = {
-    "int8": T.ByteType,
-    "int16": T.ShortType,
-    "int32": T.IntegerType,
-    "int64": T.LongType,
-    "float32": T.FloatType,
-    "float64": T.DoubleType,
-    "bool": T.BooleanType,
-}
-
-
-def schema_from_meta(meta: pd.DataFrame) -> T.StructType:
-    """Spark schema of an empty pandas frame (numeric and bool columns; else string)."""
-    fields = []
-    for name, dtype in meta.dtypes.items():
-        kind = _FROM_NUMPY.get(str(dtype), T.StringType)
-        fields.append(T.StructField(str(name), kind(), True))
-    return T.StructType(fields)
-
-
-def _to_batches(pdf: pd.DataFrame, arrow_schema: pa.Schema) -> list[pa.RecordBatch]:
-    """Arrow batches of ``pdf`` cast exactly to the declared schema (int32 is not int64)."""
-    table = pa.Table.from_pandas(pdf[arrow_schema.names], preserve_index=False)
-    return table.cast(arrow_schema, safe=False).to_batches()
 
 
 class _Payload:
@@ -142,29 +109,10 @@ class SparkEngine(Engine):
         return stage(name, unit="tasks", bar=False, poll=_active_tasks(self.spark))
 
     def columns(self, frame: DataFrame) -> dict[str, np.dtype | None]:
-        out = {}
-        for f in frame.schema.fields:
-            kind = _NUMERIC.get(type(f.dataType))
-            out[f.name] = np.dtype(kind) if kind is not None else None
-        return out
+        return numpy_dtypes(frame.schema)
 
     def column_kinds(self, frame: DataFrame) -> dict[str, str]:
-        out = {}
-        for f in frame.schema.fields:
-            t = f.dataType
-            if type(t) in _NUMERIC:
-                out[f.name] = "numeric"
-            elif isinstance(t, T.BooleanType):
-                out[f.name] = "bool"
-            elif isinstance(t, (T.StringType, T.VarcharType, T.CharType)):
-                out[f.name] = "string"
-            elif isinstance(t, T.DateType):
-                out[f.name] = "date"
-            elif isinstance(t, (T.TimestampType, T.TimestampNTZType)):
-                out[f.name] = "timestamp"
-            else:
-                out[f.name] = f"other: {t.simpleString()}"
-        return out
+        return column_kinds(frame.schema)
 
     def nullable(self, frame: DataFrame, columns) -> DataFrame:
         return frame  # every Spark column can hold nulls
@@ -231,7 +179,7 @@ class SparkEngine(Engine):
             threads = _task_threads()
             for batch in batches:
                 for task_id in batch.column(0).to_pylist():
-                    yield from _to_batches(fn(tasks[task_id], payload, threads), arrow_schema)
+                    yield from to_batches(fn(tasks[task_id], payload, threads), arrow_schema)
                     # The rows are downstream now: in a write, the Parquet writer of this
                     # task attempt has them, so a fault here fails the task mid-write.
                     fault_point("generate.emitted")
@@ -240,7 +188,7 @@ class SparkEngine(Engine):
         ids = self.spark.range(0, len(tasks), 1, numPartitions=n)
         # A write of these rows generates them in its own tasks (spark_parts).
         return remember_generation(ids.mapInArrow(run, schema),
-                                   Generation(fn, tasks, handle, _to_batches, _task_threads))
+                                   Generation(fn, tasks, handle, to_batches, _task_threads))
 
     def union(self, frames) -> DataFrame:
         frames = list(frames)
@@ -271,7 +219,7 @@ class SparkEngine(Engine):
             threads = _task_threads()
             for batch in batches:
                 if batch.num_rows:
-                    yield from _to_batches(fn(batch.to_pandas(), payload, threads), arrow_schema)
+                    yield from to_batches(fn(batch.to_pandas(), payload, threads), arrow_schema)
 
         return frame.mapInArrow(run, schema)
 
@@ -285,7 +233,7 @@ class SparkEngine(Engine):
                 return
             pdf = pa.Table.from_batches(batches).to_pandas()
             del batches
-            yield from _to_batches(fn(pdf, handle.get(), _task_threads()), arrow_schema)
+            yield from to_batches(fn(pdf, handle.get(), _task_threads()), arrow_schema)
 
         shuffled = frame.repartition(max(1, int(npartitions)), F.col(f"`{by}`"))
         return shuffled.mapInArrow(run, schema)

@@ -265,27 +265,26 @@ def unit_stats_and_rows(scan: FileScan, unit: Unit, label: str, features: Sequen
 
 def scan_label_stats(spark: Any, scan: FileScan, label: str, features: Sequence[str],
                      prefetch: Prefetch | None = None) -> Any:
-    """A frame of one pickled result per unit: its :class:`LabelStats` or, with
-    ``prefetch``, :func:`unit_stats_and_rows`'s.  Collect it, then
+    """A frame of one pickled ``(stats, rows, classes kept back)`` per unit: with
+    ``prefetch``, :func:`unit_stats_and_rows`'s; without, no rows.  Collect it, then
     :func:`read_label_stats`."""
     features = list(features)
     max_rows = prefetch.max_rows(len(scan.units())) if prefetch is not None else 0
 
     def run(unit: Unit) -> Iterator[pa.RecordBatch]:
         if prefetch is None:
-            yield _blob(pickle.dumps(unit_label_stats(scan, unit, label, features)))
+            result = (unit_label_stats(scan, unit, label, features), None, [])
         else:
-            yield _blob(pickle.dumps(unit_stats_and_rows(scan, unit, label, features, prefetch, max_rows)))
+            result = unit_stats_and_rows(scan, unit, label, features, prefetch, max_rows)
+        yield _blob(pickle.dumps(result))
 
     return scan_tasks(spark, scan, run, BLOB_SCHEMA)
 
 
 def read_label_stats(rows: list) -> tuple[LabelStats, list[tuple[Any, list]]]:
     """The statistics of the whole scan from :func:`scan_label_stats`'s collected rows,
-    and, with a prefetch, each unit's rows (pandas) and the classes it kept back."""
+    and each unit's rows (pandas, or ``None``) with the classes it kept back."""
     results = [pickle.loads(bytes(r["blob"])) for r in rows]
-    if results and isinstance(results[0], LabelStats):
-        return LabelStats.total(results), []
     parts = [(pa.ipc.open_stream(data).read_all().to_pandas() if data is not None else None, held)
              for _, data, held in results]
     return LabelStats.total(r[0] for r in results), parts
