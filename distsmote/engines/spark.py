@@ -313,6 +313,8 @@ class SparkEngine(Engine):
             builder = builder.master(master)
         if master and master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
             os.environ["PYSPARK_PYTHON"] = sys.executable  # local workers use this interpreter
+        if "spark.python.daemon.module" not in config.spark.conf:  # no worker tracebacks at a failed stop
+            builder = builder.config("spark.python.daemon.module", "distsmote.engines.spark_daemon")
         if "spark.ui.showConsoleProgress" not in config.spark.conf:  # Spark's own stage bar
             builder = builder.config("spark.ui.showConsoleProgress", str(progress and _is_tty()).lower())
         for key, value in config.spark.conf.items():
