@@ -15,6 +15,7 @@ them (:meth:`Engine.store`), so no code outside the engines branches on the engi
 from __future__ import annotations
 
 import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -146,7 +147,10 @@ class Engine(ABC):
             return None
         self._prefetched = None
         rows = held.rows
-        return rows.loc[rows[label].isin(list(classes)), list(columns)].reset_index(drop=True)
+        rows = rows.loc[rows[label].isin(list(classes)), list(columns)].reset_index(drop=True)
+        logging.getLogger("distsmote").info(
+            "collecting rows: %d rows, brought back by the class statistics' pass", len(rows))
+        return rows
 
     @abstractmethod
     def columns(self, frame: Any) -> dict[str, np.dtype | None]:

@@ -34,8 +34,6 @@ from distsmote.engines.base import (
 from distsmote.engines.local import pandas_label_stats, reduce_label_stats
 from distsmote.progress import follow, stage
 
-logger = logging.getLogger("distsmote")
-
 dask = require("dask", "The Dask engine needs dask[dataframe,distributed]", "dask")
 dd = require("dask.dataframe", "The Dask engine needs dask[dataframe,distributed]", "dask")
 
@@ -187,7 +185,6 @@ class DaskEngine(Engine):
     def collect_rows(self, frame, label, classes, columns) -> pd.DataFrame:
         rows = self._take_prefetched(frame, label, classes, columns)
         if rows is not None:
-            logger.info("collecting rows: %d rows, brought back by the class statistics' pass", len(rows))
             return rows
         subset = frame[frame[label].isin(list(classes))][list(columns)]
         # Only the classes being oversampled.

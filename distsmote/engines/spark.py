@@ -11,7 +11,6 @@ task recomputes identical rows (nothing depends on ``rand()`` or round-robin ord
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -42,8 +41,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from distsmote.engines.spark_types import column_kinds, numpy_dtypes, schema_from_meta, to_batches  # noqa: E402
-
-logger = logging.getLogger("distsmote")
 
 
 def _task_threads() -> int:
@@ -151,7 +148,6 @@ class SparkEngine(Engine):
     def collect_rows(self, frame, label, classes, columns) -> pd.DataFrame:
         held = self._take_prefetched(frame, label, classes, columns)
         if held is not None:
-            logger.info("collecting rows: %d rows, brought back by the class statistics' pass", len(held))
             return held
         scan = scan_of(frame)
         if scan is not None:  # Python tasks read the files (spark_files)

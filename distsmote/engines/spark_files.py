@@ -204,6 +204,15 @@ def scan_tasks(spark: Any, scan: FileScan, run: Any, schema: str) -> Any:
 BLOB_SCHEMA = "blob binary"
 
 
+def _ipc(batches: list[pa.RecordBatch]) -> bytes:
+    """Record batches (one schema) as an Arrow IPC stream."""
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, batches[0].schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+    return sink.getvalue()
+
+
 def _blob(data: bytes) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array([data], pa.binary())], names=["blob"])
 
@@ -253,13 +262,7 @@ def unit_stats_and_rows(scan: FileScan, unit: Unit, label: str, features: Sequen
             y = batch.column(label)
             other = pc.and_(pc.is_valid(y), pc.not_equal(y, pa.scalar(largest, y.type)))
             rows.append(batch.filter(other).select(list(prefetch.columns)))
-    data = None
-    if rows:
-        sink = io.BytesIO()
-        with pa.ipc.new_stream(sink, rows[0].schema) as writer:
-            for r in rows:
-                writer.write_batch(r)
-        data = sink.getvalue()
+    data = _ipc(rows) if rows else None
     return LabelStats.total(parts), data, held
 
 
@@ -297,16 +300,12 @@ def scan_rows(spark: Any, scan: FileScan, label: str, classes: Sequence[Any], co
 
     columns = list(columns)
     wanted = pa.array(list(classes), scan.schema.field(label).type)
-    schema = pa.schema([scan.schema.field(c) for c in columns])
 
     def run(unit: Unit) -> Iterator[pa.RecordBatch]:
         for batch in scan.batches(unit, list(dict.fromkeys([*columns, label]))):
             kept = batch.filter(pc.is_in(batch.column(label), value_set=wanted))
             if kept.num_rows:
-                sink = io.BytesIO()
-                with pa.ipc.new_stream(sink, schema) as writer:
-                    writer.write_batch(kept.select(columns))
-                yield _blob(sink.getvalue())
+                yield _blob(_ipc([kept.select(columns)]))
 
     return scan_tasks(spark, scan, run, BLOB_SCHEMA)
 
