@@ -373,6 +373,56 @@ def test_home_only_search_picks_the_same_cell(n_cells):
     np.testing.assert_array_equal(home_and_probes(q, x[:500], 1, 1)[0], home[:500])
 
 
+@pytest.mark.parametrize("grid", [True, False])
+def test_probes_are_the_float64_ranking_with_ties_by_cell(grid):
+    """Rows whose float32 order is clear skip the float64 re-rank; every row still gets
+    its nearest cells by exact distance, ties by cell id.  ``grid``: a flat quantizer on
+    the integer grid, whose grid rows are equidistant from many cells; otherwise a
+    trained two-level quantizer."""
+    import itertools
+
+    from distsmote.neighbors.cells import Quantizer, home_and_probes, train_quantizer
+
+    rng = np.random.default_rng(1)
+    if grid:
+        cents = np.array(list(itertools.product([-1.0, 0.0, 1.0], repeat=4)))
+        q = Quantizer(center=np.zeros(4), centroids=cents, norms2=(cents**2).sum(1))
+        x = np.vstack([rng.normal(size=(4_000, 4)), rng.integers(-1, 2, size=(2_000, 4))]).astype(float)
+    else:
+        x = rng.normal(size=(20_000, 4))
+        q = train_quantizer(x[:12_000], 400, 10, 40, 0)
+        assert q.coarse is not None
+    home, _, probes = home_and_probes(q, x, 8, 1)
+    d2 = ((x - q.center)[:, None, :] - q.centroids[None]) ** 2
+    d2 = d2.sum(-1)
+    ids = np.broadcast_to(np.arange(q.n_cells), d2.shape)
+    ref = np.take_along_axis(ids, np.lexsort((ids, d2), axis=-1)[:, :8], axis=1)
+    np.testing.assert_array_equal(home, probes[:, 0])
+    if grid:  # every cell is a candidate: the global ranking, ties by id
+        np.testing.assert_array_equal(probes, ref)
+        ties = (np.diff(np.sort(d2, axis=1)[:, :9], axis=1) == 0).any(1)
+        assert ties.sum() > 1_000  # the grid rows exercise the tie rule
+    else:  # candidates come from nearby coarse cells: nearly always the global ranking,
+        assert (probes == ref).all(1).mean() >= 0.97
+        # and always ordered by exact distance
+        assert (np.diff(np.take_along_axis(d2, probes, axis=1), axis=1) >= 0).all()
+
+
+@pytest.mark.parametrize("knn", [{"method": "exact", "nlist": 9}, {"method": "ivf", "nlist": 30, "join_nprobe": 4}])
+def test_search_in_query_chunks_gives_the_same_edges(knn):
+    """A search task works through its queries in chunks to bound its memory; the
+    edges do not depend on the chunk size."""
+    from distsmote.neighbors import bucket_search
+
+    rng = np.random.default_rng(5)
+    X = np.vstack([rng.normal(size=(1500, 3)), rng.normal(3, 1, size=(1500, 3))]).round(1)
+    y = rng.integers(0, 3, len(X))
+    whole, _ = run_join(LocalEngine(), _frame(X, y), 3, knn)
+    with mock.patch.object(bucket_search, "QUERY_CHUNK", 7):
+        chunked, _ = run_join(LocalEngine(), _frame(X, y), 3, knn)
+    pd.testing.assert_frame_equal(_sorted(chunked), _sorted(whole), check_exact=True)
+
+
 @pytest.mark.parametrize("knn", ["exact", "ivf"])
 def test_broadcast_join_on_dask_partitions_with_duplicates(dask_client, knn):
     """Copies of a row spread over partitions are added up in the merge; the edges do

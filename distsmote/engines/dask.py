@@ -133,8 +133,14 @@ def _add_column(pdf: pd.DataFrame, name: str, fn: ColumnFn, payload: Any) -> pd.
     return pdf.assign(**{name: np.asarray(fn(pdf, payload), dtype=np.int64)})
 
 
-#: Dask settings of the embedded cluster's workers (see ``DaskEngine.open``).
-EMBEDDED_WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+#: Dask settings of the embedded cluster's workers (see ``DaskEngine.open``).  A
+#: worker buffers at most 256 MiB of outgoing P2P shuffle data (Dask's default, 1 GiB,
+#: made the kNN join's replicate step the run's memory peak); glibc's adaptive
+#: allocator is kept (see ``DaskEngine.open``).
+EMBEDDED_WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.p2p.comm.buffer": "256 MiB",
+}
 
 
 def _task_name(fn: Any) -> str:

@@ -178,17 +178,22 @@ def home_and_probes(
     m = min(C, p + _EXTRA_CELLS)
     if m == C:
         cand = np.broadcast_to(np.arange(C), (n, C))
+        vague = np.arange(n)
     else:
         set_threads(threads)
         x32 = np.ascontiguousarray(xc, dtype=np.float32)
         if q.coarse is None:
-            cand = faiss_ops.flat_search(q.centroids, x32, m)[1]
+            f32, cand = faiss_ops.flat_search(q.centroids, x32, m)
         else:
-            cand = _two_level_search(q, xc, x32, m)
+            f32, cand = _two_level_search(q, xc, x32, m, distances=True)
+        vague = np.flatnonzero(~_clear_order(f32, cand, p, x32, q))
     cand = np.asarray(cand, dtype=np.int64)
-    d2 = _rerank(q.centroids, xc, cand)
-    order = np.lexsort((cand, d2), axis=-1)[:, :p]
-    probes = np.take_along_axis(cand, order, axis=1)
+    # Rows whose float32 order is clear keep FAISS's first p; the others are re-ranked.
+    probes = np.array(cand[:, :p])
+    if len(vague):
+        vc = cand[vague]
+        d2 = _rerank(q.centroids, xc[vague], vc)
+        probes[vague] = np.take_along_axis(vc, np.lexsort((vc, d2), axis=-1)[:, :p], axis=1)
     if (probes < 0).any():  # a row whose coarse cells hold fewer than p cells
         bad = np.flatnonzero((probes < 0).any(1))
         sub = faiss_ops.flat_search(q.centroids, np.ascontiguousarray(xc[bad], dtype=np.float32), m)[1]
@@ -196,6 +201,21 @@ def home_and_probes(
         probes[bad] = np.take_along_axis(sub, np.lexsort((sub, sd2), axis=-1)[:, :p], axis=1)
     home_d2 = _rerank(q.centroids, xc, probes[:, :1])[:, 0]
     return probes[:, 0].copy(), home_d2, probes
+
+
+def _clear_order(f32: np.ndarray, cand: np.ndarray, p: int, x32: np.ndarray, q: Quantizer) -> np.ndarray:
+    """Rows whose first ``p`` float32 candidates are, in order, the exact first ``p``.
+
+    True where each of the first ``p + 1`` float32 distances is ahead of the next by
+    far more than float32 rounding (``_CLEAR_MARGIN`` of the squared norms involved):
+    exact float64 distances then order them the same, and no other candidate can come
+    before the ``p``-th.  Such a row's probes are the same whatever the batch.
+    """
+    if f32.shape[1] <= p:
+        return np.zeros(len(f32), dtype=bool)
+    scale = np.einsum("ij,ij->i", x32, x32) + np.float32(q.norms2.max(initial=0.0)) + np.float32(1e-30)
+    gaps = np.diff(f32[:, : p + 1], axis=1)
+    return (gaps > np.float32(_CLEAR_MARGIN) * scale[:, None]).all(1) & (cand[:, p] >= 0)
 
 
 def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

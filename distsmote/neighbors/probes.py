@@ -26,7 +26,7 @@ from distsmote.neighbors.keys import key_hash
 from distsmote.neighbors.table import HASH_SEED, table_arrays
 
 #: Columns of the replicated records (besides the join table's).
-BUCKET, IS_DATA, IS_QUERY, BOUND, PART = "__bucket", "__data", "__query", "__bound", "__part"
+BUCKET, IS_DATA, BOUND, PART = "__bucket", "__data", "__bound", "__part"
 PROBE = "__p"
 
 
