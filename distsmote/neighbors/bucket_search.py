@@ -143,6 +143,7 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     fault_point("join.search")
     x32 = pdf[feature_names(p.n_features)].to_numpy()  # the join's dtype, widened per chunk
     keys = pdf[KEY].to_numpy(dtype=np.int64)
+    cls = pdf[CLS].to_numpy(dtype=np.int32)
     bucket = pdf[BUCKET].to_numpy(dtype=np.int64)
     is_data = pdf[IS_DATA].to_numpy(dtype=bool)
     # Data, by (bucket, key); copies of a row from several input partitions are merged.
@@ -161,14 +162,13 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     dm, db = dm[first], db[first]
     starts = np.flatnonzero(np.r_[True, db[1:] != db[:-1]])
     data = _Buckets(
-        x=x32[dm].astype(np.float64), keys=keys[dm], cls=pdf[CLS].to_numpy(dtype=np.int32)[dm], mult=md,
+        x=x32[dm].astype(np.float64), keys=keys[dm], cls=cls[dm], mult=md,
         starts=starts, ends=np.r_[starts[1:], len(db)], present=db[starts],
     )
     del dm, db, kd, md, bucket, is_data
     names = probe_names(p)
     probes = pdf[names].to_numpy() if names else None
     bound = pdf[BOUND].to_numpy(dtype=np.float64) if p.exact else None
-    cls = pdf[CLS].to_numpy(dtype=np.int32)
     set_threads(threads)
     out = []
     for a in range(0, len(qm), QUERY_CHUNK):
