@@ -5,6 +5,7 @@ The sampler × engine equality checks live in tests/test_common.py."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from distsmote import SMOTE
@@ -95,3 +96,47 @@ def test_combined_samplers_compute_the_smote_output_once(engine_name, request):
     else:
         assert kept[0].is_cached and kept[0].storageLevel.useDisk and kept[0].storageLevel.useMemory
         kept[0].unpersist()
+
+
+@pytest.mark.parametrize("engine_name", ["local", "dask", "spark"])
+def test_anti_join_computes_the_keys_in_the_filtering_task(engine_name, request):
+    """``anti_join(..., by=(fn, handle))`` keeps the rows whose computed key is absent
+    from the key set, without the key column; on Dask no task of its graph holds a keyed
+    copy of the frame (one would run as soon as the frame exists and wait for the keys)."""
+    from distsmote.neighbors.join import row_keys
+    from distsmote.neighbors.table import _frame_keys, _KeySpec
+
+    frame = make_frame({0: 200, 1: 30}, seed=5)
+    features = [c for c in frame.columns if c != "y"]
+    keys = _frame_keys(frame, _KeySpec(tuple(features), "y", (0, 1), "float64"))[2]
+    removed = pd.DataFrame({"k": keys[::3]})
+    expected = frame.loc[~np.isin(keys, removed["k"].to_numpy())]
+    if engine_name == "local":
+        from distsmote.engines.local import LocalEngine
+
+        engine, data, rm = LocalEngine(), frame, removed
+    elif engine_name == "dask":
+        import dask.dataframe as dd
+
+        from distsmote.engines.dask import DaskEngine
+
+        engine = DaskEngine(request.getfixturevalue("dask_client"))
+        data, rm = dd.from_pandas(frame, npartitions=3), dd.from_pandas(removed, npartitions=2)
+    else:
+        from distsmote.engines.spark import SparkEngine
+
+        spark = request.getfixturevalue("spark")
+        engine = SparkEngine(spark)
+        data, rm = spark.createDataFrame(frame), spark.createDataFrame(removed)
+    out = engine.anti_join(data, rm, "k", by=row_keys(engine, "y", features, (0, 1)))
+    if engine_name == "dask":
+        from dask.utils import key_split
+
+        tasks = {key_split(k) for k in out.__dask_graph__()}
+        assert "drop_keys" in tasks and "add_column" not in tasks, tasks
+        out = out.compute()
+    elif engine_name == "spark":
+        out = out.toPandas()
+    assert list(out.columns) == list(frame.columns)
+    assert len(out) == len(expected) < len(frame)
+    assert_same_rows(out, expected)

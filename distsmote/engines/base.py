@@ -261,8 +261,14 @@ class Engine(ABC):
         """Append an int64 column ``fn(pdf, payload)``, keeping every other column as is."""
 
     @abstractmethod
-    def anti_join(self, frame: Any, keys: Any, on: str) -> Any:
-        """Rows of ``frame`` whose ``on`` value is absent from ``keys[on]`` (both int64)."""
+    def anti_join(self, frame: Any, keys: Any, on: str, by: tuple[ColumnFn, Any] | None = None) -> Any:
+        """Rows of ``frame`` whose ``on`` value is absent from ``keys[on]`` (both int64).
+
+        ``by``: ``(fn, handle)`` whose int64 ``fn(pdf, payload)`` is each row's value of
+        ``on``, computed in the task that filters the rows (the frame has no ``on`` column
+        and the result gets none), so no keyed copy of a large frame waits in memory for
+        ``keys``.
+        """
 
     @abstractmethod
     def drop(self, frame: Any, columns: Sequence[str]) -> Any:

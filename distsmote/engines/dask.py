@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from distsmote._faults import fault_point
+from distsmote._heap import release_free_memory
 from distsmote._optional import require
 from distsmote._unique import unique_sorted
 from distsmote.engines.base import (
@@ -48,11 +49,15 @@ def _task_threads() -> int:
 
 
 def _run_task(fn: TaskFn, task: Any, payload: Any, dtypes: pd.Series) -> pd.DataFrame:
-    return conform_pandas(fn(task, payload, _task_threads()), dtypes)
+    out = conform_pandas(fn(task, payload, _task_threads()), dtypes)
+    release_free_memory()
+    return out
 
 
 def _run_partition(pdf: pd.DataFrame, fn: PartitionFn, payload: Any, dtypes: pd.Series) -> pd.DataFrame:
-    return conform_pandas(fn(pdf, payload, _task_threads()), dtypes)
+    out = conform_pandas(fn(pdf, payload, _task_threads()), dtypes)
+    release_free_memory()
+    return out
 
 
 def _shuffle_input(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -66,8 +71,9 @@ def _sorted_keys(parts: list[pd.Series]) -> np.ndarray:
     return unique_sorted(np.concatenate(arrays)) if arrays else np.empty(0, np.int64)
 
 
-def _drop_keys(pdf: pd.DataFrame, on: str, keyset: np.ndarray) -> pd.DataFrame:
-    values = pdf[on].to_numpy(np.int64)
+def _drop_keys(pdf: pd.DataFrame, on: str, keyset: np.ndarray, fn: ColumnFn | None = None,
+               payload: Any = None) -> pd.DataFrame:
+    values = pdf[on].to_numpy(np.int64) if fn is None else np.asarray(fn(pdf, payload), dtype=np.int64)
     pos = np.minimum(np.searchsorted(keyset, values), max(len(keyset) - 1, 0))
     hit = (keyset[pos] == values) if len(keyset) else np.zeros(len(values), bool)
     return pdf.loc[~hit]
@@ -263,12 +269,15 @@ class DaskEngine(Engine):
         meta = frame._meta.assign(**{name: np.array([], dtype=np.int64)})
         return frame.map_partitions(_add_column, name, fn, handle, meta=meta)
 
-    def anti_join(self, frame, keys, on: str):
+    def anti_join(self, frame, keys, on: str, by=None):
         # A broadcast anti-join: the key set is assembled on a worker (one task of the
         # graph, never on the client) and every partition of ``frame`` is filtered
-        # against it, so the large frame is never shuffled.
+        # against it, so the large frame is never shuffled.  With ``by``, the keys are
+        # computed in the filtering task: a separate task would compute them as soon as
+        # ``frame`` exists and hold a keyed copy of it while the join runs.
         keyset = dask.delayed(_sorted_keys, pure=True)(keys[on].to_delayed())
-        return frame.map_partitions(_drop_keys, on, keyset, meta=frame._meta)
+        fn, handle = by if by is not None else (None, None)
+        return frame.map_partitions(_drop_keys, on, keyset, fn, handle, meta=frame._meta, token="drop_keys")
 
     def drop(self, frame, columns):
         return frame.drop(columns=list(columns))

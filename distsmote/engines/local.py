@@ -160,9 +160,10 @@ class LocalEngine(Engine):
     def add_column(self, frame: pd.DataFrame, name: str, fn: ColumnFn, handle) -> pd.DataFrame:
         return frame.assign(**{name: np.asarray(fn(frame, handle), dtype=np.int64)})
 
-    def anti_join(self, frame: pd.DataFrame, keys: pd.DataFrame, on: str) -> pd.DataFrame:
+    def anti_join(self, frame: pd.DataFrame, keys: pd.DataFrame, on: str, by=None) -> pd.DataFrame:
         # The input's index is kept, so fit_resample can report the kept rows' positions.
-        return frame.loc[~frame[on].isin(keys[on].to_numpy())]
+        values = frame[on].to_numpy() if by is None else np.asarray(by[0](frame, by[1]), dtype=np.int64)
+        return frame.loc[~np.isin(values, keys[on].to_numpy())]
 
     def drop(self, frame: pd.DataFrame, columns) -> pd.DataFrame:
         return frame.drop(columns=list(columns))

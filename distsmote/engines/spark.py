@@ -263,8 +263,10 @@ class SparkEngine(Engine):
 
         return frame.mapInArrow(run, schema)
 
-    def anti_join(self, frame: DataFrame, keys: DataFrame, on: str) -> DataFrame:
-        return frame.join(keys.select(F.col(f"`{on}`")), on=on, how="left_anti")
+    def anti_join(self, frame: DataFrame, keys: DataFrame, on: str, by=None) -> DataFrame:
+        keyed = frame if by is None else self.add_column(frame, on, by[0], by[1])
+        kept = keyed.join(keys.select(F.col(f"`{on}`")), on=on, how="left_anti")
+        return kept if by is None else kept.drop(on)
 
     def drop(self, frame: DataFrame, columns) -> DataFrame:
         return frame.drop(*columns)

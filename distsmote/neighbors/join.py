@@ -80,8 +80,8 @@ from distsmote.neighbors.table import (
     feature_names,
     partial_meta,
     prepare_table,
+    row_keys,
     table_meta,
-    with_row_keys,
 )
 
 logger = logging.getLogger("distsmote")
@@ -207,6 +207,6 @@ __all__ = [
     "knn_join",
     "prepare_table",
     "resolve_mode",
+    "row_keys",
     "table_meta",
-    "with_row_keys",
 ]

@@ -131,12 +131,10 @@ def prepare_table(
     return engine.map_partitions(frame, _prepare, engine.broadcast(spec), meta)
 
 
-def with_row_keys(
-    engine: Engine, frame: Any, label: str, features: Sequence[str], classes: Sequence[Any], name: str = KEY
-) -> Any:
-    """``frame`` plus an int64 column of content keys (same keys as :func:`prepare_table`)."""
-    spec = _KeySpec(tuple(features), label, tuple(classes), "float64")
-    return engine.add_column(frame, name, _keys_only, engine.broadcast(spec))
+def row_keys(engine: Engine, label: str, features: Sequence[str], classes: Sequence[Any]) -> tuple[Any, Any]:
+    """``(fn, handle)`` computing each row's content key (the keys of :func:`prepare_table`),
+    for :meth:`~distsmote.engines.base.Engine.anti_join`'s ``by``."""
+    return _keys_only, engine.broadcast(_KeySpec(tuple(features), label, tuple(classes), "float64"))
 
 
 def table_arrays(pdf: pd.DataFrame, n_features: int):

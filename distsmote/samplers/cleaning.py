@@ -37,7 +37,7 @@ from distsmote._kernels import (
 from distsmote._validation import DistSmoteInputError
 from distsmote.engines.base import Engine
 from distsmote.neighbors.all_classes import Neighbourhood, neighbours_over_all_classes
-from distsmote.neighbors.join import JoinInfo, with_row_keys
+from distsmote.neighbors.join import JoinInfo, row_keys
 from distsmote.progress import stage
 from distsmote.samplers.base import (
     CLEAN_SAMPLING_STRATEGY,
@@ -89,8 +89,8 @@ class _CleaningSampler(BaseSampler):
         with stage("planning the kNN join (the join runs with the write)"):
             removed, join_info = self._removed(engine, frame, info, [c for c in info.classes if c in targets])
         self.join_info_: JoinInfo = join_info
-        keyed = with_row_keys(engine, frame, info.label, info.features, info.classes, ROW_KEY)
-        kept = engine.drop(engine.anti_join(keyed, removed, ROW_KEY), [ROW_KEY])
+        by = row_keys(engine, info.label, info.features, info.classes)
+        kept = engine.anti_join(frame, removed, ROW_KEY, by=by)
         logger.info("%s planned in %.1fs (%s kNN join)", type(self).__name__, time.perf_counter() - t0, join_info.mode)
         return kept
 
