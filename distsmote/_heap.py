@@ -4,8 +4,9 @@ The kNN join's tasks allocate and free arrays of hundreds of MiB.  glibc's alloc
 keeps freed heap pages for reuse (fast, and the reason the embedded Dask workers keep
 its adaptive thresholds), and Arrow's mimalloc pool keeps freed segments; between two
 large tasks both are memory the process holds but does not use.  Trimming once per task
-returns them at a cost of milliseconds, where trimming on every ``free`` (Dask's default
-``MALLOC_TRIM_THRESHOLD_``) costs a quarter of the join's time.
+returns them (about 30 ms for 375 MiB of freed heap here, 0.04 ms with nothing to
+return), where trimming on every ``free`` (Dask's default ``MALLOC_TRIM_THRESHOLD_``)
+costs a quarter of the join's time.
 """
 
 from __future__ import annotations
