@@ -105,17 +105,16 @@ def test_anti_join_computes_the_keys_in_the_filtering_task(engine_name, request)
     """``anti_join(..., by=(fn, handle))`` keeps the rows whose computed key is absent
     from the key set, without the key column; on Dask no task of its graph holds a keyed
     copy of the frame (one would run as soon as the frame exists and wait for the keys)."""
+    from distsmote.engines.local import LocalEngine
     from distsmote.neighbors.join import row_keys
-    from distsmote.neighbors.table import _frame_keys, _KeySpec
 
     frame = make_frame({0: 200, 1: 30}, seed=5)
     features = [c for c in frame.columns if c != "y"]
-    keys = _frame_keys(frame, _KeySpec(tuple(features), "y", (0, 1), "float64"))[2]
+    key_fn, spec = row_keys(LocalEngine(), "y", features, (0, 1))
+    keys = key_fn(frame, spec)
     removed = pd.DataFrame({"k": keys[::3]})
     expected = frame.loc[~np.isin(keys, removed["k"].to_numpy())]
     if engine_name == "local":
-        from distsmote.engines.local import LocalEngine
-
         engine, data, rm = LocalEngine(), frame, removed
     elif engine_name == "dask":
         import dask.dataframe as dd
