@@ -230,8 +230,9 @@ class Engine(ABC):
         handle: Any,
         meta: pd.DataFrame,
         npartitions: int,
+        direct: bool = False,
     ) -> Any:
-        """Hash-partition rows by the int64 column ``by``, then apply ``fn`` per partition.
+        """Hash-partition rows by the integer column ``by``, then apply ``fn`` per partition.
 
         All rows with equal ``by`` reach the same ``fn`` call, which sees its whole
         partition at once (in no particular row order: ``fn`` must sort what it needs).
@@ -239,6 +240,11 @@ class Engine(ABC):
         frame of this engine whose schema the result takes (types pandas cannot spell
         exactly, e.g. Spark's, stay exact).  Partitioning is a hash of the
         value, never ``rand()`` or arrival order, so a retried task sees the same rows.
+
+        ``direct``: the values of ``by`` are partition numbers, ``0 … npartitions − 1``,
+        and each value gets a partition of its own.  A hash of few values would put some
+        together in one task and leave other partitions empty (13 values in 13 hashed
+        partitions: two empty, two holding two values each).
         """
 
     @abstractmethod

@@ -66,6 +66,37 @@ def _shuffle_input(pdf: pd.DataFrame) -> pd.DataFrame:
     return pdf
 
 
+#: The column a direct shuffle (``shuffle_map(direct=True)``) partitions by.
+_DIRECT = "__partition__"
+
+
+def _direct_values(npartitions: int) -> np.ndarray:
+    """For each partition number ``p``, an int64 value that Dask's hash partitioning
+    (``partitioning_index`` of the value as float64, as ``shuffle(on=...)`` casts a
+    numeric column) sends to partition ``p``."""
+    from dask.dataframe.shuffle import partitioning_index
+
+    n, found, start = int(npartitions), np.full(int(npartitions), -1, np.int64), 0
+    while (found < 0).any():
+        values = np.arange(start, start + 64 * n, dtype=np.int64)
+        parts = partitioning_index(pd.DataFrame({_DIRECT: values.astype(np.float64)}), n)
+        parts, first = np.unique(np.asarray(parts, np.int64), return_index=True)
+        missing = found[parts] < 0
+        found[parts[missing]] = values[first[missing]]  # the smallest value of each
+        start += 64 * n
+    return found
+
+
+def _direct_input(pdf: pd.DataFrame, by: str, values: np.ndarray) -> pd.DataFrame:
+    """The map side of a direct shuffle: each row's partition value (see :func:`_direct_values`)."""
+    fault_point("shuffle")
+    return pdf.assign(**{_DIRECT: values[pdf[by].to_numpy(np.int64)]})
+
+
+def _run_direct(pdf: pd.DataFrame, fn: PartitionFn, payload: Any, dtypes: pd.Series) -> pd.DataFrame:
+    return _run_partition(pdf.drop(columns=[_DIRECT]), fn, payload, dtypes)
+
+
 def _sorted_keys(parts: list[pd.Series]) -> np.ndarray:
     arrays = [p.to_numpy(np.int64) for p in parts]
     return unique_sorted(np.concatenate(arrays)) if arrays else np.empty(0, np.int64)
@@ -229,10 +260,17 @@ class DaskEngine(Engine):
     def map_partitions(self, frame, fn: PartitionFn, handle, meta: pd.DataFrame):
         return frame.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta, token=_task_name(fn))
 
-    def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions):
-        sent = frame.map_partitions(_shuffle_input, meta=frame._meta)
-        shuffled = sent.shuffle(on=by, npartitions=max(1, int(npartitions)))
+    def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions, direct=False):
+        n = max(1, int(npartitions))
         meta = getattr(meta, "_meta", meta)  # a Dask frame gives its schema
+        if direct:  # shuffled by a value whose hash is the partition number
+            values = _direct_values(n)
+            sent = frame.map_partitions(_direct_input, by, values,
+                                        meta=frame._meta.assign(**{_DIRECT: np.array([], np.int64)}))
+            shuffled = sent.shuffle(on=_DIRECT, npartitions=n)
+            return shuffled.map_partitions(_run_direct, fn, handle, meta.dtypes, meta=meta, token=_task_name(fn))
+        sent = frame.map_partitions(_shuffle_input, meta=frame._meta)
+        shuffled = sent.shuffle(on=by, npartitions=n)
         return shuffled.map_partitions(_run_partition, fn, handle, meta.dtypes, meta=meta, token=_task_name(fn))
 
     def aggregate(self, frame, by: str, aggs: dict[str, str]) -> pd.DataFrame:

@@ -134,16 +134,18 @@ class LocalEngine(Engine):
         parts = [frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         return self._run_parts(parts, fn, handle, meta)
 
-    def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions) -> pd.DataFrame:
+    def shuffle_map(self, frame, by, fn: PartitionFn, handle, meta, npartitions, direct=False) -> pd.DataFrame:
         meta = meta.iloc[:0]  # a frame gives its schema
         cores = os.cpu_count() or 1
-        n = max(1, min(4 * cores, len(frame) // 10_000))
+        n = max(1, int(npartitions)) if direct else max(1, min(4 * cores, len(frame) // 10_000))
         if n == 1:
             return self._run_parts([frame], fn, handle, meta)
-        # Split by a hash of the key so each part holds complete groups; a few parts per
-        # core let the pool balance uneven parts.
-        keys = frame[by].to_numpy(np.int64).view(np.uint64)
-        part = (mix64(keys) % np.uint64(n)).astype(np.int64)
+        if direct:  # the values are the parts
+            part = frame[by].to_numpy(np.int64)
+        else:
+            # Split by a hash of the key so each part holds complete groups; a few parts
+            # per core let the pool balance uneven parts.
+            part = (mix64(frame[by].to_numpy(np.int64).view(np.uint64)) % np.uint64(n)).astype(np.int64)
         order = np.argsort(part, kind="stable")
         cuts = np.searchsorted(part[order], np.arange(n + 1))
         parts = [frame.iloc[order[a:b]] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]

@@ -43,6 +43,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from distsmote.engines.spark_types import column_kinds, numpy_dtypes, schema_from_meta, to_batches  # noqa: E402
 
 
+#: The column a direct shuffle (``shuffle_map(direct=True)``) partitions by.
+_DIRECT = "__partition__"
+
+
 def _task_threads() -> int:
     from pyspark import TaskContext
 
@@ -219,7 +223,26 @@ class SparkEngine(Engine):
 
         return frame.mapInArrow(run, schema)
 
-    def shuffle_map(self, frame: DataFrame, by, fn: PartitionFn, handle: _Payload, meta, npartitions):
+    def _direct_values(self, npartitions: int) -> list[int]:
+        """For each partition number ``p``, an int64 value that ``repartition(n, col)``
+        (``pmod(hash(col), n)``, Murmur3 with seed 42) sends to partition ``p``: one small
+        aggregation, ``n`` rows to the driver, remembered per ``n``."""
+        cache = self.__dict__.setdefault("_direct_cache", {})
+        n = int(npartitions)
+        if n not in cache:
+            found: dict[int, int] = {}
+            start = 0
+            while len(found) < n:
+                ids = self.spark.range(start, start + 64 * n)
+                rows = ids.groupBy(F.pmod(F.hash(F.col("id")), F.lit(n)).alias("p")).agg(F.min("id").alias("v"))
+                for r in rows.collect():  # at most n rows
+                    found.setdefault(int(r["p"]), int(r["v"]))
+                start += 64 * n
+            cache[n] = [found[p] for p in range(n)]
+        return cache[n]
+
+    def shuffle_map(self, frame: DataFrame, by, fn: PartitionFn, handle: _Payload, meta, npartitions,
+                    direct=False):
         schema = meta.schema if isinstance(meta, DataFrame) else schema_from_meta(meta)
         arrow_schema = self._arrow_schema(schema)
 
@@ -231,7 +254,13 @@ class SparkEngine(Engine):
             del batches
             yield from to_batches(fn(pdf, handle.get(), _task_threads()), arrow_schema)
 
-        shuffled = frame.repartition(max(1, int(npartitions)), F.col(f"`{by}`"))
+        n = max(1, int(npartitions))
+        if direct:  # shuffled by a value whose hash is the partition number
+            values = F.array(*[F.lit(v).cast("long") for v in self._direct_values(n)])  # hashed as long
+            keyed = frame.withColumn(_DIRECT, F.element_at(values, F.col(f"`{by}`").cast("int") + 1))
+            shuffled = keyed.repartition(n, F.col(_DIRECT)).drop(_DIRECT)
+        else:
+            shuffled = frame.repartition(n, F.col(f"`{by}`"))
         return shuffled.mapInArrow(run, schema)
 
     def aggregate(self, frame: DataFrame, by: str, aggs: dict[str, str]) -> pd.DataFrame:

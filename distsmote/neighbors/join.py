@@ -24,7 +24,8 @@ Plan (the driver only ever sees a sample, the centroids and per-cell counts):
    :mod:`distsmote.neighbors.cells`).  Buckets are grouped by centroid proximity
    (k-means over the centroids, a group count that depends on the data size only),
    and a query is copied once per *group* it probes, not once per cell.
-4. *Search.*  Shuffle by group (at most about ``GROUP_RECORDS`` records each).  A task takes
+4. *Search.*  Shuffle by group (at most about ``GROUP_RECORDS`` records each), one
+   group per task (``shuffle_map(direct=True)``).  A task takes
    its queries in chunks; for each chunk, each bucket is searched with one FAISS flat
    search for the queries probing it, re-ranked with float64 distances, with float64 brute
    force wherever float32 rounding could have hidden a tie; each query keeps its k
@@ -187,7 +188,8 @@ def knn_join(
     payload = replace(payload, bucket_group=bucket_groups(quantizer, plan, parts, seed))
     handle = engine.broadcast(payload)
     records = engine.map_partitions(table, replicate, handle, records_meta(payload))
-    partial = engine.shuffle_map(records, PART, search_buckets, handle, partial_meta(), parts)
+    # Group g is search task g: hashed, some tasks would get two or three groups.
+    partial = engine.shuffle_map(records, PART, search_buckets, handle, partial_meta(), parts, direct=True)
     n_edges = info.query_records * (k + 1)
     parts = max(base, math.ceil(n_edges / ROWS_PER_PARTITION))
     out_meta = finish_meta if finish is not None else edge_meta()
