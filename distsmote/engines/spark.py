@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ import pandas as pd
 
 from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
-from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, Prefetch, TaskFn
+from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, Prefetch, TaskFn, conform_pandas
 from distsmote.engines.spark_files import (
     FileScan, read_label_stats, read_rows, remember_scan, scan_label_stats, scan_of, scan_rows, schema_hint,
 )
@@ -43,6 +44,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from distsmote.engines.spark_types import column_kinds, numpy_dtypes, schema_from_meta, to_batches  # noqa: E402
 
 
+#: Frames made by ``map_partitions``: ``(input frame, ((fn, handle, dtypes), ...))``.
+_MAPS: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
 #: The column a direct shuffle (``shuffle_map(direct=True)``) partitions by.
 _DIRECT = "__partition__"
 
@@ -211,17 +214,30 @@ class SparkEngine(Engine):
             return int(self.spark.conf.get("spark.sql.shuffle.partitions") or 200)
 
     def map_partitions(self, frame: DataFrame, fn: PartitionFn, handle: _Payload, meta) -> DataFrame:
+        # A map of a map runs both functions in one Python task: the rows between them
+        # never cross into the JVM and back (what Dask's blockwise fusion does).
         schema = schema_from_meta(meta)
         arrow_schema = self._arrow_schema(schema)
+        source, steps = _MAPS.get(frame, (frame, ()))
+        steps = (*steps, (fn, handle, meta.dtypes))
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            payload = handle.get()
+            payloads = [h.get() for _, h, _ in steps]
             threads = _task_threads()
             for batch in batches:
-                if batch.num_rows:
-                    yield from to_batches(fn(batch.to_pandas(), payload, threads), arrow_schema)
+                pdf = batch.to_pandas() if batch.num_rows else None
+                for i, (f, _, dtypes) in enumerate(steps):
+                    if pdf is None or not len(pdf):  # as an empty batch: no call
+                        break
+                    pdf = f(pdf, payloads[i], threads)
+                    if i + 1 < len(steps):  # the schema the next function reads
+                        pdf = conform_pandas(pdf, dtypes)
+                else:
+                    yield from to_batches(pdf, arrow_schema)
 
-        return frame.mapInArrow(run, schema)
+        out = source.mapInArrow(run, schema)
+        _MAPS[out] = (source, steps)
+        return out
 
     def _direct_values(self, npartitions: int) -> list[int]:
         """For each partition number ``p``, an int64 value that ``repartition(n, col)``
@@ -294,7 +310,9 @@ class SparkEngine(Engine):
 
     def anti_join(self, frame: DataFrame, keys: DataFrame, on: str, by=None) -> DataFrame:
         keyed = frame if by is None else self.add_column(frame, on, by[0], by[1])
-        kept = keyed.join(keys.select(F.col(f"`{on}`")), on=on, how="left_anti")
+        # A broadcast anti-join, as on Dask: the keys go to every task and ``frame`` is
+        # filtered where it is (a sort-merge join would shuffle all of it).
+        kept = keyed.join(F.broadcast(keys.select(F.col(f"`{on}`"))), on=on, how="left_anti")
         return kept if by is None else kept.drop(on)
 
     def drop(self, frame: DataFrame, columns) -> DataFrame:
