@@ -22,7 +22,7 @@ import pandas as pd
 
 from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
-from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, Prefetch, TaskFn, conform_pandas
+from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, Prefetch, TaskFn
 from distsmote.engines.spark_files import (
     FileScan, read_label_stats, read_rows, remember_scan, scan_label_stats, scan_of, scan_rows, schema_hint,
 )
@@ -41,13 +41,33 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "The Spark engine needs pyspark>=4.0. Install it with `pip install 'distsmote[spark]'`."
     ) from exc
 
-from distsmote.engines.spark_types import column_kinds, numpy_dtypes, schema_from_meta, to_batches  # noqa: E402
+from distsmote.engines.spark_shuffle import BLOCK, BLOCK_SCHEMA, PARTITION, block_bytes, from_blocks, to_blocks  # noqa: E402
+from distsmote.engines.spark_types import (  # noqa: E402
+    column_kinds, numpy_dtypes, schema_from_meta, to_batches, to_table,
+)
 
 
-#: Frames made by ``map_partitions``: ``(input frame, ((fn, handle, dtypes), ...))``.
-_MAPS: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
-#: The column a direct shuffle (``shuffle_map(direct=True)``) partitions by.
-_DIRECT = "__partition__"
+#: Frames a Python task makes (``map_partitions``, ``shuffle_map``): ``(input frame,
+#: produce)``, where ``produce(input batches) -> tables of the frame``, so a map of
+#: such a frame runs in the same task and a shuffle of it receives blocks.
+_MADE: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _made(source: DataFrame, produce: Any, schema: T.StructType) -> DataFrame:
+    """``source.mapInArrow`` of ``produce``'s tables, remembered in :data:`_MADE`."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for table in produce(batches):
+            yield from table.to_batches()
+
+    out = source.mapInArrow(run, schema)
+    _MADE[out] = (source, produce)
+    return out
+
+
+def _table_of(batches: Iterator[pa.RecordBatch]) -> pa.Table | None:
+    batches = [b for b in batches if b.num_rows]
+    return pa.Table.from_batches(batches) if batches else None
 
 
 def _task_threads() -> int:
@@ -214,30 +234,20 @@ class SparkEngine(Engine):
             return int(self.spark.conf.get("spark.sql.shuffle.partitions") or 200)
 
     def map_partitions(self, frame: DataFrame, fn: PartitionFn, handle: _Payload, meta) -> DataFrame:
-        # A map of a map runs both functions in one Python task: the rows between them
-        # never cross into the JVM and back (what Dask's blockwise fusion does).
+        # A map of a frame a Python task makes runs in that task: the rows between the
+        # two functions never cross into the JVM and back (Dask's blockwise fusion).
         schema = schema_from_meta(meta)
         arrow_schema = self._arrow_schema(schema)
-        source, steps = _MAPS.get(frame, (frame, ()))
-        steps = (*steps, (fn, handle, meta.dtypes))
+        source, upstream = _MADE.get(frame, (frame, None))
 
-        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            payloads = [h.get() for _, h, _ in steps]
-            threads = _task_threads()
-            for batch in batches:
-                pdf = batch.to_pandas() if batch.num_rows else None
-                for i, (f, _, dtypes) in enumerate(steps):
-                    if pdf is None or not len(pdf):  # as an empty batch: no call
-                        break
-                    pdf = f(pdf, payloads[i], threads)
-                    if i + 1 < len(steps):  # the schema the next function reads
-                        pdf = conform_pandas(pdf, dtypes)
-                else:
-                    yield from to_batches(pdf, arrow_schema)
+        def produce(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+            payload, threads = handle.get(), _task_threads()
+            tables = upstream(batches) if upstream is not None else (pa.Table.from_batches([b]) for b in batches)
+            for table in tables:
+                if table.num_rows:
+                    yield to_table(fn(table.to_pandas(), payload, threads), arrow_schema)
 
-        out = source.mapInArrow(run, schema)
-        _MAPS[out] = (source, steps)
-        return out
+        return _made(source, produce, schema)
 
     def _direct_values(self, npartitions: int) -> list[int]:
         """For each partition number ``p``, an int64 value that ``repartition(n, col)``
@@ -261,23 +271,36 @@ class SparkEngine(Engine):
                     direct=False):
         schema = meta.schema if isinstance(meta, DataFrame) else schema_from_meta(meta)
         arrow_schema = self._arrow_schema(schema)
-
-        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            batches = [b for b in batches if b.num_rows]
-            if not batches:
-                return
-            pdf = pa.Table.from_batches(batches).to_pandas()
-            del batches
-            yield from to_batches(fn(pdf, handle.get(), _task_threads()), arrow_schema)
-
         n = max(1, int(npartitions))
-        if direct:  # shuffled by a value whose hash is the partition number
-            values = F.array(*[F.lit(v).cast("long") for v in self._direct_values(n)])  # hashed as long
-            keyed = frame.withColumn(_DIRECT, F.element_at(values, F.col(f"`{by}`").cast("int") + 1))
-            shuffled = keyed.repartition(n, F.col(_DIRECT)).drop(_DIRECT)
+        made = _MADE.get(frame)
+        if made is not None:  # the task that makes the rows sends them in blocks (spark_shuffle)
+            source, upstream = made
+            values = self._direct_values(n)
+            max_bytes = block_bytes(int(self.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")))
+
+            def send(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+                fault_point("shuffle")
+                yield from to_blocks(upstream(batches), by, n, direct, values, max_bytes)
+
+            shuffled = source.mapInArrow(send, BLOCK_SCHEMA).repartition(n, F.col(PARTITION)).select(BLOCK)
+            read = from_blocks
         else:
-            shuffled = frame.repartition(n, F.col(f"`{by}`"))
-        return shuffled.mapInArrow(run, schema)
+            if direct:  # shuffled by a value whose hash is the partition number
+                values = F.array(*[F.lit(v).cast("long") for v in self._direct_values(n)])  # hashed as long
+                keyed = frame.withColumn(PARTITION, F.element_at(values, F.col(f"`{by}`").cast("int") + 1))
+                shuffled = keyed.repartition(n, F.col(PARTITION)).drop(PARTITION)
+            else:
+                shuffled = frame.repartition(n, F.col(f"`{by}`"))
+            read = _table_of
+
+        def produce(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+            table = read(batches)
+            if table is not None and table.num_rows:
+                pdf = table.to_pandas()
+                del table
+                yield to_table(fn(pdf, handle.get(), _task_threads()), arrow_schema)
+
+        return _made(shuffled, produce, schema)
 
     def aggregate(self, frame: DataFrame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
         funcs = {"sum": F.sum, "max": F.max, "min": F.min}
@@ -324,6 +347,7 @@ class SparkEngine(Engine):
         # ``spark.catalog.clearCache()``, or the end of the session.
         from pyspark import StorageLevel
 
+        _MADE.pop(frame, None)  # later maps and shuffles read the cache, not the task again
         return frame.persist(StorageLevel.MEMORY_AND_DISK)
 
     def release(self, frame: DataFrame) -> None:

@@ -65,7 +65,12 @@ def schema_from_meta(meta: pd.DataFrame) -> T.StructType:
     return T.StructType(fields)
 
 
+def to_table(pdf: pd.DataFrame, arrow_schema: pa.Schema) -> pa.Table:
+    """``pdf`` as an Arrow table cast exactly to the declared schema (int32 is not int64)."""
+    table = pa.Table.from_pandas(pdf[arrow_schema.names], preserve_index=False)
+    return table.cast(arrow_schema, safe=False)
+
+
 def to_batches(pdf: pd.DataFrame, arrow_schema: pa.Schema) -> list[pa.RecordBatch]:
     """Arrow batches of ``pdf`` cast exactly to the declared schema (int32 is not int64)."""
-    table = pa.Table.from_pandas(pdf[arrow_schema.names], preserve_index=False)
-    return table.cast(arrow_schema, safe=False).to_batches()
+    return to_table(pdf, arrow_schema).to_batches()
