@@ -3,6 +3,8 @@ shuffle of a frame a Python task makes, on the real Spark cluster."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -11,7 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distsmote.engines.spark_shuffle import BLOCK, PARTITION, block_bytes, destinations, from_blocks, to_blocks
+from distsmote.engines.spark_shuffle import (
+    BLOCK,
+    PARTITION,
+    block_bytes,
+    destinations,
+    from_blocks,
+    to_blocks,
+)
 
 
 def _tables(n_rows: int, seed: int, pieces: int) -> list[pa.Table]:
@@ -19,7 +28,7 @@ def _tables(n_rows: int, seed: int, pieces: int) -> list[pa.Table]:
     frame = pd.DataFrame({"k": rng.integers(-2**62, 2**62, n_rows), "x": rng.normal(size=n_rows).astype(np.float32),
                           "c": rng.integers(0, 5, n_rows).astype(np.int32)})
     cuts = np.linspace(0, n_rows, pieces + 1).astype(int)
-    return [pa.Table.from_pandas(frame.iloc[a:b], preserve_index=False) for a, b in zip(cuts[:-1], cuts[1:])]
+    return [pa.Table.from_pandas(frame.iloc[a:b], preserve_index=False) for a, b in itertools.pairwise(cuts)]
 
 
 @settings(max_examples=25, deadline=None)

@@ -16,6 +16,7 @@ the task's output order, so a retried task sends the same blocks.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -75,7 +76,7 @@ def to_blocks(tables: Iterable[pa.Table], by: str, n: int, direct: bool, values:
         dest = destinations(table.column(by).to_numpy(), n, direct)
         order = np.argsort(dest, kind="stable")
         cuts = np.flatnonzero(np.r_[True, np.diff(dest[order]) != 0, True])
-        for a, b in zip(cuts[:-1], cuts[1:]):
+        for a, b in itertools.pairwise(cuts):
             part = int(dest[order[a]])
             piece = table.take(order[a:b])
             held.setdefault(part, []).append(piece)
