@@ -333,9 +333,9 @@ class SparkEngine(Engine):
 
     def anti_join(self, frame: DataFrame, keys: DataFrame, on: str, by=None) -> DataFrame:
         keyed = frame if by is None else self.add_column(frame, on, by[0], by[1])
-        # A broadcast anti-join, as on Dask: the keys go to every task and ``frame`` is
-        # filtered where it is (a sort-merge join would shuffle all of it).
-        kept = keyed.join(F.broadcast(keys.select(F.col(f"`{on}`"))), on=on, how="left_anti")
+        # No broadcast hint: a broadcast table is collected on the driver first, and the
+        # keys grow with the data.  Spark broadcasts small key sets itself.
+        kept = keyed.join(keys.select(F.col(f"`{on}`")), on=on, how="left_anti")
         return kept if by is None else kept.drop(on)
 
     def drop(self, frame: DataFrame, columns) -> DataFrame:
