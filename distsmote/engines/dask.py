@@ -8,6 +8,7 @@ so a worker that dies is replaced by recomputing from the graph, never from a lo
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import warnings
@@ -32,6 +33,7 @@ from distsmote.engines.base import (
     numeric_dtype,
     prefetch_rows,
 )
+from distsmote.engines.direct import first_values
 from distsmote.engines.local import pandas_label_stats, reduce_label_stats
 from distsmote.progress import follow, stage
 
@@ -70,21 +72,15 @@ def _shuffle_input(pdf: pd.DataFrame) -> pd.DataFrame:
 _DIRECT = "__partition__"
 
 
+@functools.lru_cache(maxsize=64)
 def _direct_values(npartitions: int) -> np.ndarray:
-    """For each partition number ``p``, an int64 value that Dask's hash partitioning
-    (``partitioning_index`` of the value as float64, as ``shuffle(on=...)`` casts a
-    numeric column) sends to partition ``p``."""
+    """The value Dask's hash partitioning sends to each partition (:mod:`distsmote.engines.direct`):
+    ``partitioning_index`` of the value as float64, as ``shuffle(on=...)`` casts a
+    numeric column."""
     from dask.dataframe.shuffle import partitioning_index
 
-    n, found, start = int(npartitions), np.full(int(npartitions), -1, np.int64), 0
-    while (found < 0).any():
-        values = np.arange(start, start + 64 * n, dtype=np.int64)
-        parts = partitioning_index(pd.DataFrame({_DIRECT: values.astype(np.float64)}), n)
-        parts, first = np.unique(np.asarray(parts, np.int64), return_index=True)
-        missing = found[parts] < 0
-        found[parts[missing]] = values[first[missing]]  # the smallest value of each
-        start += 64 * n
-    return found
+    n = int(npartitions)
+    return first_values(n, lambda v: partitioning_index(pd.DataFrame({_DIRECT: v.astype(np.float64)}), n))
 
 
 def _direct_input(pdf: pd.DataFrame, by: str, values: np.ndarray) -> pd.DataFrame:

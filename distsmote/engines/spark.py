@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ import pandas as pd
 from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
 from distsmote.engines.base import ColumnFn, Engine, LabelStats, PartitionFn, Prefetch, TaskFn
+from distsmote.engines.direct import first_values
 from distsmote.engines.spark_files import (
     FileScan, read_label_stats, read_rows, remember_scan, scan_label_stats, scan_of, scan_rows, schema_hint,
 )
@@ -41,33 +41,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "The Spark engine needs pyspark>=4.0. Install it with `pip install 'distsmote[spark]'`."
     ) from exc
 
-from distsmote.engines.spark_shuffle import BLOCK, BLOCK_SCHEMA, PARTITION, block_bytes, from_blocks, to_blocks  # noqa: E402
+from distsmote.engines.spark_shuffle import (  # noqa: E402
+    BLOCK, BLOCK_SCHEMA, MADE, PARTITION, block_bytes, from_blocks, made, table_of, to_blocks,
+)
 from distsmote.engines.spark_types import (  # noqa: E402
     column_kinds, numpy_dtypes, schema_from_meta, to_batches, to_table,
 )
-
-
-#: Frames a Python task makes (``map_partitions``, ``shuffle_map``): ``(input frame,
-#: produce)``, where ``produce(input batches) -> tables of the frame``, so a map of
-#: such a frame runs in the same task and a shuffle of it receives blocks.
-_MADE: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
-
-
-def _made(source: DataFrame, produce: Any, schema: T.StructType) -> DataFrame:
-    """``source.mapInArrow`` of ``produce``'s tables, remembered in :data:`_MADE`."""
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for table in produce(batches):
-            yield from table.to_batches()
-
-    out = source.mapInArrow(run, schema)
-    _MADE[out] = (source, produce)
-    return out
-
-
-def _table_of(batches: Iterator[pa.RecordBatch]) -> pa.Table | None:
-    batches = [b for b in batches if b.num_rows]
-    return pa.Table.from_batches(batches) if batches else None
 
 
 def _task_threads() -> int:
@@ -238,7 +217,7 @@ class SparkEngine(Engine):
         # two functions never cross into the JVM and back (Dask's blockwise fusion).
         schema = schema_from_meta(meta)
         arrow_schema = self._arrow_schema(schema)
-        source, upstream = _MADE.get(frame, (frame, None))
+        source, upstream = MADE.get(frame, (frame, None))
 
         def produce(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
             payload, threads = handle.get(), _task_threads()
@@ -247,24 +226,23 @@ class SparkEngine(Engine):
                 if table.num_rows:
                     yield to_table(fn(table.to_pandas(), payload, threads), arrow_schema)
 
-        return _made(source, produce, schema)
+        return made(source, produce, schema)
 
     def _direct_values(self, npartitions: int) -> list[int]:
-        """For each partition number ``p``, an int64 value that ``repartition(n, col)``
-        (``pmod(hash(col), n)``, Murmur3 with seed 42) sends to partition ``p``: one small
-        aggregation, ``n`` rows to the driver, remembered per ``n``."""
+        """The value ``repartition(n, col)`` (``pmod(hash(col), n)``, Murmur3 with seed 42)
+        sends to each partition (:mod:`distsmote.engines.direct`): candidates hashed by
+        Spark, 64·n numbers to the driver per try, remembered per ``n``."""
         cache = self.__dict__.setdefault("_direct_cache", {})
         n = int(npartitions)
+
+        def partition_of(values: np.ndarray) -> np.ndarray:
+            ids = self.spark.range(int(values[0]), int(values[-1]) + 1)
+            table = ids.select("id", F.pmod(F.hash(F.col("id")), F.lit(n)).alias("p")).toArrow()
+            order = np.argsort(table.column("id").to_numpy())
+            return table.column("p").to_numpy()[order]
+
         if n not in cache:
-            found: dict[int, int] = {}
-            start = 0
-            while len(found) < n:
-                ids = self.spark.range(start, start + 64 * n)
-                rows = ids.groupBy(F.pmod(F.hash(F.col("id")), F.lit(n)).alias("p")).agg(F.min("id").alias("v"))
-                for r in rows.collect():  # at most n rows
-                    found.setdefault(int(r["p"]), int(r["v"]))
-                start += 64 * n
-            cache[n] = [found[p] for p in range(n)]
+            cache[n] = [int(v) for v in first_values(n, partition_of)]
         return cache[n]
 
     def shuffle_map(self, frame: DataFrame, by, fn: PartitionFn, handle: _Payload, meta, npartitions,
@@ -272,9 +250,9 @@ class SparkEngine(Engine):
         schema = meta.schema if isinstance(meta, DataFrame) else schema_from_meta(meta)
         arrow_schema = self._arrow_schema(schema)
         n = max(1, int(npartitions))
-        made = _MADE.get(frame)
-        if made is not None:  # the task that makes the rows sends them in blocks (spark_shuffle)
-            source, upstream = made
+        producer = MADE.get(frame)
+        if producer is not None:  # the task that makes the rows sends them in blocks (spark_shuffle)
+            source, upstream = producer
             values = self._direct_values(n)
             max_bytes = block_bytes(int(self.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")))
 
@@ -291,7 +269,7 @@ class SparkEngine(Engine):
                 shuffled = keyed.repartition(n, F.col(PARTITION)).drop(PARTITION)
             else:
                 shuffled = frame.repartition(n, F.col(f"`{by}`"))
-            read = _table_of
+            read = table_of
 
         def produce(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
             table = read(batches)
@@ -300,7 +278,7 @@ class SparkEngine(Engine):
                 del table
                 yield to_table(fn(pdf, handle.get(), _task_threads()), arrow_schema)
 
-        return _made(shuffled, produce, schema)
+        return made(shuffled, produce, schema)
 
     def aggregate(self, frame: DataFrame, by: str, aggs: dict[str, str]) -> pd.DataFrame:
         funcs = {"sum": F.sum, "max": F.max, "min": F.min}
@@ -347,7 +325,7 @@ class SparkEngine(Engine):
         # ``spark.catalog.clearCache()``, or the end of the session.
         from pyspark import StorageLevel
 
-        _MADE.pop(frame, None)  # later maps and shuffles read the cache, not the task again
+        MADE.pop(frame, None)  # later maps and shuffles read the cache, not the task again
         return frame.persist(StorageLevel.MEMORY_AND_DISK)
 
     def release(self, frame: DataFrame) -> None:

@@ -17,12 +17,19 @@ the task's output order, so a retried task sends the same blocks.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from distsmote._random import mix64
+
+#: Frames a Python task makes (``SparkEngine.map_partitions`` and ``shuffle_map``):
+#: ``(input frame, produce)``, where ``produce(input batches) -> tables of the frame``,
+#: so a map of such a frame runs in the same task and a shuffle of it receives blocks.
+MADE: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()
 
 PARTITION, BLOCK = "__partition__", "__block__"
 #: The rows a sending task yields: ``(partition value, Arrow IPC block)``.
@@ -98,3 +105,21 @@ def from_blocks(batches: Iterable[pa.RecordBatch]) -> pa.Table | None:
         for i in range(batch.num_rows):
             tables.append(pa.ipc.open_stream(column[i].as_buffer()).read_all())
     return pa.concat_tables(tables) if tables else None
+
+
+def made(source: Any, produce: Any, schema: Any) -> Any:
+    """``source.mapInArrow`` (Spark ``schema``) of ``produce``'s tables, remembered in :data:`MADE`."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for table in produce(batches):
+            yield from table.to_batches()
+
+    out = source.mapInArrow(run, schema)
+    MADE[out] = (source, produce)
+    return out
+
+
+def table_of(batches: Iterable[pa.RecordBatch]) -> pa.Table | None:
+    """The rows of plain Arrow ``batches`` as one table, or ``None``."""
+    batches = [b for b in batches if b.num_rows]
+    return pa.Table.from_batches(batches) if batches else None
