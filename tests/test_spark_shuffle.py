@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from distsmote.engines.direct import destinations
 from distsmote.engines.spark_shuffle import (
     BLOCK,
     PARTITION,
     block_bytes,
-    destinations,
     from_blocks,
     to_blocks,
 )

@@ -14,6 +14,17 @@ from collections.abc import Callable
 
 import numpy as np
 
+from distsmote._random import mix64
+
+
+def destinations(values: np.ndarray, n: int, direct: bool) -> np.ndarray:
+    """Partition of each row of a shuffle into ``n`` parts that an engine computes in
+    Python: ``values`` itself (direct), else a SplitMix64 hash of the int64 values."""
+    values = np.asarray(values, dtype=np.int64)
+    if direct:
+        return values
+    return (mix64(values.view(np.uint64)) % np.uint64(max(1, n))).astype(np.int64)
+
 
 def first_values(npartitions: int, partition_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """For each partition ``p < npartitions``, the smallest int64 ``v ≥ 0`` with

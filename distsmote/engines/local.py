@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distsmote._random import mix64
 from distsmote.engines.base import (
     ColumnFn,
     Engine,
@@ -20,6 +19,7 @@ from distsmote.engines.base import (
     conform_pandas,
     numeric_dtype,
 )
+from distsmote.engines.direct import destinations
 from distsmote.progress import stage
 
 
@@ -140,12 +140,9 @@ class LocalEngine(Engine):
         n = max(1, int(npartitions)) if direct else max(1, min(4 * cores, len(frame) // 10_000))
         if n == 1:
             return self._run_parts([frame], fn, handle, meta)
-        if direct:  # the values are the parts
-            part = frame[by].to_numpy(np.int64)
-        else:
-            # Split by a hash of the key so each part holds complete groups; a few parts
-            # per core let the pool balance uneven parts.
-            part = (mix64(frame[by].to_numpy(np.int64).view(np.uint64)) % np.uint64(n)).astype(np.int64)
+        # Direct: the values are the parts.  Else split by a hash of the key so each part
+        # holds complete groups; a few parts per core let the pool balance uneven parts.
+        part = destinations(frame[by].to_numpy(np.int64), n, direct)
         order = np.argsort(part, kind="stable")
         cuts = np.searchsorted(part[order], np.arange(n + 1))
         parts = [frame.iloc[order[a:b]] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]

@@ -103,6 +103,7 @@ class SparkEngine(Engine):
             if spark is None:
                 raise RuntimeError("no active SparkSession: create one, or pass it as SparkEngine(spark)")
         self.spark = spark
+        self._direct_cache: dict[int, list[int]] = {}  # see _direct_values
 
     def _arrow_schema(self, schema: T.StructType) -> pa.Schema:
         """The Arrow schema of ``schema``; timestamps carry the session time zone."""
@@ -232,7 +233,7 @@ class SparkEngine(Engine):
         """The value ``repartition(n, col)`` (``pmod(hash(col), n)``, Murmur3 with seed 42)
         sends to each partition (:mod:`distsmote.engines.direct`): candidates hashed by
         Spark, 64·n numbers to the driver per try, remembered per ``n``."""
-        cache = self.__dict__.setdefault("_direct_cache", {})
+        cache = self._direct_cache
         n = int(npartitions)
 
         def partition_of(values: np.ndarray) -> np.ndarray:

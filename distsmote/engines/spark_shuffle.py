@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from distsmote._random import mix64
+from distsmote.engines.direct import destinations
 
 #: Frames a Python task makes (``SparkEngine.map_partitions`` and ``shuffle_map``):
 #: ``(input frame, produce)``, where ``produce(input batches) -> tables of the frame``,
@@ -43,14 +43,6 @@ def block_bytes(max_records_per_batch: int) -> int:
     batch, and one batch's binary column must stay under 2 GiB: 1 GiB / rows, within
     64 KiB … 4 MiB (107 KB with Spark's default of 10 000)."""
     return int(max(64 << 10, min(4 << 20, (1 << 30) // max(1, int(max_records_per_batch)))))
-
-
-def destinations(values: np.ndarray, n: int, direct: bool) -> np.ndarray:
-    """Partition of each row: ``values`` itself (direct), else a hash of it."""
-    values = np.asarray(values, dtype=np.int64)
-    if direct:
-        return values
-    return (mix64(values.view(np.uint64)) % np.uint64(max(1, n))).astype(np.int64)
 
 
 def _ipc(table: pa.Table) -> bytes:
