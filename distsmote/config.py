@@ -78,6 +78,10 @@ class SparkConfig(_Strict):
     master: str | None = None
     app_name: str = "distsmote"
     conf: dict[str, str] = Field(default_factory=dict)
+    #: Keep the driver JVM's classes in an archive in distsmote's cache, so that the next
+    #: session this machine starts outside spark-submit starts faster (written once, about
+    #: 180 MB; see :mod:`distsmote.engines.spark_session`).
+    class_archive: bool = True
 
 
 class JobConfig(_Strict):

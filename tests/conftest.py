@@ -61,6 +61,11 @@ def pytest_configure(config):
     if _clusters.FAULTS_FILE_ENV not in os.environ:
         config._distsmote_faults_dir = tempfile.mkdtemp(prefix="distsmote-faults-")
         os.environ[_clusters.FAULTS_FILE_ENV] = os.path.join(config._distsmote_faults_dir, "armed")
+    # distsmote's cache (the Spark driver's class archive of CLI runs in subprocesses):
+    # one per test session, not the user's.
+    if "DISTSMOTE_CACHE_DIR" not in os.environ:
+        config._distsmote_cache_dir = tempfile.mkdtemp(prefix="distsmote-cache-")
+        os.environ["DISTSMOTE_CACHE_DIR"] = config._distsmote_cache_dir
     # pyspark 4.x warns once per process, on importing pyspark.testing during
     # SparkSession creation (and again on mapInArrow), that pandas >= 3 is "not yet
     # fully supported". It says nothing about the code under test; silence only it.
@@ -75,6 +80,10 @@ def pytest_unconfigure(config):
     if path:
         os.environ.pop(_clusters.FAULTS_FILE_ENV, None)
         shutil.rmtree(path, ignore_errors=True)
+    cache = getattr(config, "_distsmote_cache_dir", None)
+    if cache:
+        os.environ.pop("DISTSMOTE_CACHE_DIR", None)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -11,8 +11,6 @@ task recomputes identical rows (nothing depends on ``rand()`` or round-robin ord
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,6 +26,7 @@ from distsmote.engines.spark_files import (
 )
 from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
 from distsmote.engines.spark_parts import Generation, part_rows, remember_generation, remember_union, to_part_files
+from distsmote.engines.spark_session import build_session
 from distsmote.progress import stage
 
 try:
@@ -340,6 +339,9 @@ class SparkEngine(Engine):
              progress: bool = True) -> Iterator["SparkEngine"]:
         """Use the active SparkSession, or create one (under spark-submit, its master).
 
+        A session created here outside spark-submit keeps its driver JVM's classes in an
+        archive for the next one (:mod:`distsmote.engines.spark_session`).
+
         A session that was already active (a notebook's, a test's) is used as is and
         left running; one created here is stopped at the end, and its log level is
         ``WARN`` with ``verbose``, else ``FATAL`` (task failures and retries are not
@@ -351,32 +353,20 @@ class SparkEngine(Engine):
         if active is not None:
             yield cls(active)
             return
-        builder = SparkSession.builder.appName(config.spark.app_name)
-        master = config.spark.master
-        if not master and not os.environ.get("SPARK_ENV_LOADED") and "spark.master" not in config.spark.conf:
-            # Not under spark-submit.  local[*,4]: a failed task is retried (up to 4
-            # attempts), as on a cluster; plain local[*] would fail the job at once.
-            master = os.environ.get("MASTER", "local[*,4]")
-        if master:
-            builder = builder.master(master)
-        if master and master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
-            os.environ["PYSPARK_PYTHON"] = sys.executable  # local workers use this interpreter
-        if "spark.python.daemon.module" not in config.spark.conf:  # no worker tracebacks at a failed stop
-            builder = builder.config("spark.python.daemon.module", "distsmote.engines.spark_daemon")
-        if "spark.ui.showConsoleProgress" not in config.spark.conf:  # Spark's own stage bar
-            builder = builder.config("spark.ui.showConsoleProgress", str(progress and _is_tty()).lower())
-        for key, value in config.spark.conf.items():
-            builder = builder.config(key, value)
-        session = builder.getOrCreate()
+        session, archive = build_session(config, progress=progress, is_tty=_is_tty())
         session.sparkContext.setLogLevel("WARN" if verbose else "FATAL")
         engine = cls(session)
+        ok = False
         try:
             yield engine
+            ok = True
         except (KeyboardInterrupt, Terminated):
             engine.interrupted()
             raise
         finally:
             session.stop()
+            if archive is not None:
+                archive.finish(ok)
 
     def interrupted(self) -> None:
         spark_interrupted(self.spark)

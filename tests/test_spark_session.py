@@ -1,0 +1,129 @@
+"""The Spark driver's class archive: written once by a session distsmote starts, mapped by
+the next, ignored when it cannot apply, and a damaged one never stops a job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from distsmote.config import JobConfig
+from distsmote.engines import spark_session
+from distsmote.engines.spark_session import JAVA_OPTIONS, ClassArchive, class_archive
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A fresh interpreter (no JVM yet) opens a session as the CLI does, runs one Python job
+# and reports the driver JVM's options and the archive files left behind.
+SESSION = r"""
+import json, os, sys
+from distsmote.config import JobConfig
+from distsmote.engines.spark import SparkEngine
+config = JobConfig(engine="spark", spark={"master": "local[1]", "conf": json.loads(sys.argv[1])})
+with SparkEngine.open(config, progress=False) as engine:
+    jvm = engine.spark.sparkContext._jvm
+    args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    rows = engine.spark.range(0, 6, 1, 2).mapInArrow(lambda it: it, "id long").count()
+    if sys.argv[2:] == ["fail"]:
+        engine.spark.sql("SELECT * FROM no_such_table").count()
+directory = os.path.join(os.environ["DISTSMOTE_CACHE_DIR"], "spark-class-archive")
+print(json.dumps({"args": args, "rows": rows, "files": sorted(os.listdir(directory))}))
+"""
+
+
+def _open_session(cache: Path, conf: dict | None = None, fail: bool = False) -> dict:
+    env = dict(os.environ, DISTSMOTE_CACHE_DIR=str(cache),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    for name in ("PYSPARK_SUBMIT_ARGS", "PYSPARK_GATEWAY_PORT", "SPARK_ENV_LOADED", "SPARK_REMOTE"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-c", SESSION, json.dumps(conf or {}), *(["fail"] if fail else [])],
+                          env=env, cwd=cache, check=False, capture_output=True, text=True, timeout=300)
+    if fail:  # the error is described (PySpark needs the JVM for that), nothing is kept
+        assert done.returncode == 1 and "no_such_table" in done.stderr, done.stderr[-3000:]
+        return {"files": sorted(os.listdir(cache / "spark-class-archive"))}
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _flags(args: list[str], name: str) -> list[str]:
+    return [a.split("=", 1)[1] for a in args if a.startswith(f"-XX:{name}=")]
+
+
+def test_first_session_writes_the_archive_and_the_next_maps_it(tmp_path):
+    assert _open_session(tmp_path, fail=True)["files"] == []  # a failed run writes none
+    first = _open_session(tmp_path)
+    written = _flags(first["args"], "ArchiveClassesAtExit")
+    assert len(written) == 1 and written[0].endswith(".partial")
+    assert first["rows"] == 6
+    files = first["files"]
+    assert len(files) == 1 and files[0].endswith(".jsa"), files  # renamed, no partial left
+    path = tmp_path / "spark-class-archive" / files[0]
+    assert path.stat().st_size > 10_000_000
+
+    second = _open_session(tmp_path)
+    assert _flags(second["args"], "SharedArchiveFile") == [str(path)]
+    assert not _flags(second["args"], "ArchiveClassesAtExit")
+    assert second["rows"] == 6
+
+    # Damaged (cut short): the JVM cannot start with it; the job starts without it,
+    # removes it and does not write it again.
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 50])
+    third = _open_session(tmp_path)
+    assert third["rows"] == 6
+    assert not _flags(third["args"], "SharedArchiveFile")
+    assert third["files"] == [path.with_suffix(".failed").name]
+    fourth = _open_session(tmp_path)
+    assert not _flags(fourth["args"], "SharedArchiveFile") and not _flags(fourth["args"], "ArchiveClassesAtExit")
+
+
+def test_no_archive_when_a_jvm_already_runs_or_it_is_turned_off(spark, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTSMOTE_CACHE_DIR", str(tmp_path))
+    assert class_archive({}) is None  # this process's gateway already runs (the test session)
+    assert not (tmp_path / "spark-class-archive").exists()
+
+
+def test_archive_settings_keep_the_users_options_first(tmp_path, monkeypatch):
+    from pyspark import SparkContext
+
+    monkeypatch.setenv("DISTSMOTE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(SparkContext, "_gateway", None)
+    for name in ("PYSPARK_SUBMIT_ARGS", "PYSPARK_GATEWAY_PORT", "SPARK_ENV_LOADED", "SPARK_REMOTE"):
+        monkeypatch.delenv(name, raising=False)
+    assert class_archive({}, enabled=False) is None
+
+    plain = class_archive({})
+    assert plain is not None and plain.creating
+    mine = class_archive({JAVA_OPTIONS: "-Dfoo=bar -Xss4m"})
+    assert mine is not None and mine.path != plain.path  # other options, other archive
+    options = mine.java_options().split()
+    assert options[:2] == ["-Dfoo=bar", "-Xss4m"]
+    assert options[2] == f"-XX:ArchiveClassesAtExit={mine.partial}"
+    assert class_archive({"spark.jars": "/x/extra.jar"}).path != plain.path  # other class path
+
+    plain.path.write_bytes(b"archive")
+    assert class_archive({}) == ClassArchive(plain.path, creating=False, options="")
+    assert class_archive({}).java_options().split()[0] == f"-XX:SharedArchiveFile={plain.path}"
+
+    # A partial archive of a run that no longer exists is removed; this run's is kept.
+    stale = plain.path.with_name(f"{plain.path.stem}.999999999.partial")
+    stale.write_bytes(b"x")
+    live = plain.partial
+    live.write_bytes(b"x")
+    class_archive({})
+    assert not stale.exists() and live.exists()
+
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-java-options -Dx=1 pyspark-shell")
+    assert class_archive({}) is None  # the user's options win over --conf: ours would not apply
+
+
+def test_config_and_cache_directory(tmp_path, monkeypatch):
+    assert JobConfig().spark.class_archive is True
+    assert JobConfig(spark={"class_archive": False}).spark.class_archive is False
+    monkeypatch.setenv("DISTSMOTE_CACHE_DIR", str(tmp_path / "c"))
+    assert spark_session.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("DISTSMOTE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert spark_session.cache_dir() == tmp_path / "x" / "distsmote"
