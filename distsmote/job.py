@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,23 +162,6 @@ def _check_rows(engine: Any, frame: Any, config: JobConfig) -> None:
         raise WhereError(f"--where {config.where!r} matches no row of input {redact(config.input)!r}")
 
 
-def _in_background(fn: Any, *args: Any) -> Future:
-    """``fn(*args)`` in a thread of its own; ``.result()`` returns it or raises its error."""
-    import numpy  # noqa: F401 - imported here first: the thread and the engine's start share them
-    import pandas  # noqa: F401
-
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="distsmote-prepare", daemon=True).start()
-    return future
-
-
 def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
             state: JobState | None = None) -> JobSummary:
     """Run one resampling job end to end: validate, read, split, resample, commit, record.
@@ -199,9 +180,7 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
     state = state if state is not None else JobState()
     config.require_paths()
     check_distinct(config.input, config.output)
-    # The sampler's classes import scikit-learn (about 1.3 s): that runs while the input
-    # is inspected and the engine starts; a bad parameter is raised before the read.
-    sampler_ready = _in_background(make_sampler, config.sampler, config.seed)
+    sampler = make_sampler(config.sampler, config.seed)
     phases = Phases()
     t0 = time.perf_counter()
     with signal_guard() as guarded:
@@ -210,7 +189,6 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
             outputs = _outputs(config, source)
         cls = engine_class(config.engine)
         with cls.open(config, verbose=verbose, watch=guarded, progress=progress) as engine:
-            sampler = sampler_ready.result()
             for out in outputs.values():
                 out.prepare(engine)
             with phases("plan"):
