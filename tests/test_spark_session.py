@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from distsmote.config import JobConfig
@@ -20,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SESSION = r"""
 import json, os, sys
 from distsmote.config import JobConfig
+from distsmote.engines import spark_session
 from distsmote.engines.spark import SparkEngine
+if os.environ.get("UNKNOWN_JVM_OPTION"):  # a JVM that refuses the archive's options
+    spark_session._QUIET += " -Xlog:nosuchtag=off"
 config = JobConfig(engine="spark", spark={"master": "local[1]", "conf": json.loads(sys.argv[1])})
 with SparkEngine.open(config, progress=False) as engine:
     jvm = engine.spark.sparkContext._jvm
@@ -33,8 +37,8 @@ print(json.dumps({"args": args, "rows": rows, "files": sorted(os.listdir(directo
 """
 
 
-def _open_session(cache: Path, conf: dict | None = None, fail: bool = False) -> dict:
-    env = dict(os.environ, DISTSMOTE_CACHE_DIR=str(cache),
+def _open_session(cache: Path, conf: dict | None = None, fail: bool = False, **extra: str) -> dict:
+    env = dict(os.environ, DISTSMOTE_CACHE_DIR=str(cache), **extra,
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     for name in ("PYSPARK_SUBMIT_ARGS", "PYSPARK_GATEWAY_PORT", "SPARK_ENV_LOADED", "SPARK_REMOTE"):
         env.pop(name, None)
@@ -79,6 +83,15 @@ def test_first_session_writes_the_archive_and_the_next_maps_it(tmp_path):
     assert not _flags(fourth["args"], "SharedArchiveFile") and not _flags(fourth["args"], "ArchiveClassesAtExit")
 
 
+def test_a_jvm_that_refuses_the_options_starts_without_them(tmp_path):
+    done = _open_session(tmp_path, UNKNOWN_JVM_OPTION="1")
+    assert done["rows"] == 6
+    assert not _flags(done["args"], "ArchiveClassesAtExit")
+    assert len(done["files"]) == 1 and done["files"][0].endswith(".failed")  # not tried again
+    again = _open_session(tmp_path)
+    assert not _flags(again["args"], "ArchiveClassesAtExit") and again["files"] == done["files"]
+
+
 def test_no_archive_when_a_jvm_already_runs_or_it_is_turned_off(spark, tmp_path, monkeypatch):
     monkeypatch.setenv("DISTSMOTE_CACHE_DIR", str(tmp_path))
     assert class_archive({}) is None  # this process's gateway already runs (the test session)
@@ -114,6 +127,14 @@ def test_archive_settings_keep_the_users_options_first(tmp_path, monkeypatch):
     live.write_bytes(b"x")
     class_archive({})
     assert not stale.exists() and live.exists()
+
+    # Archives no session used for 30 days go (an earlier Java's or Spark's); used ones stay.
+    old = plain.path.with_name("0123456789abcdef0123.jsa")
+    old.write_bytes(b"archive")
+    os.utime(old, (time.time() - 31 * 86400,) * 2)
+    os.utime(plain.path, (time.time() - 31 * 86400,) * 2)
+    class_archive({})  # uses plain.path: its time is renewed
+    assert not old.exists() and plain.path.exists()
 
     monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-java-options -Dx=1 pyspark-shell")
     assert class_archive({}) is None  # the user's options win over --conf: ours would not apply

@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ _CLASS_PATH_KEYS = ("spark.jars", "spark.jars.packages", "spark.jars.repositorie
                     "spark.driver.extraClassPath", "spark.driver.userClassPathFirst")
 #: HotSpot's CDS messages off: a JVM that cannot map an archive just starts without it.
 _QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+#: Archives (and failure marks) untouched for this many days are removed.
+_UNUSED_DAYS = 30
 #: How long the end of a run waits for its JVM to write the archive.
 _DUMP_TIMEOUT = 300.0
 
@@ -134,6 +137,7 @@ class ClassArchive:
     def discard(self) -> None:
         """Remove an archive the JVM could not start with, and do not write it again."""
         self.path.unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
         self.path.with_suffix(".failed").touch()
 
     def finish(self, ok: bool) -> None:
@@ -208,11 +212,25 @@ def class_archive(conf: dict[str, str], enabled: bool = True) -> ClassArchive | 
     path = directory / f"{_key(java, conf, options)}.jsa"
     if path.with_suffix(".failed").exists():
         return None
-    for stale in directory.glob("*.partial"):  # left by a killed run
+    if path.is_file():
+        with contextlib.suppress(OSError):
+            os.utime(path)  # last used: archives unused for _UNUSED_DAYS are removed
+    _prune(directory)
+    return ClassArchive(path, creating=not path.is_file(), options=options)
+
+
+def _prune(directory: Path) -> None:
+    """Remove partial archives of runs that are gone, and archives no session has used
+    for :data:`_UNUSED_DAYS` (left by an earlier Java or Spark)."""
+    now = time.time()
+    for stale in directory.glob("*.partial"):
         pid = stale.suffixes[-2].lstrip(".") if len(stale.suffixes) >= 2 else ""
         if not pid.isdigit() or not _alive(int(pid)):
             stale.unlink(missing_ok=True)
-    return ClassArchive(path, creating=not path.is_file(), options=options)
+    for old in [*directory.glob("*.jsa"), *directory.glob("*.failed")]:
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > _UNUSED_DAYS * 86400:
+                old.unlink()
 
 
 def build_session(config: Any, *, progress: bool, is_tty: bool) -> tuple[Any, ClassArchive | None]:
@@ -237,17 +255,17 @@ def build_session(config: Any, *, progress: bool, is_tty: bool) -> tuple[Any, Cl
     try:
         return _create(config.spark.app_name, master, conf), archive
     except Exception:
-        if archive is None or archive.creating:
+        if archive is None:
             raise
-        # A damaged archive can stop the JVM at start: drop it and start without one.
-        logger.warning("the Spark driver did not start with the class archive %s; removed it, "
-                       "starting without", archive.path)
-        archive.discard()
+        # A damaged archive, or a JVM without these options, can stop the JVM at start.
         conf.pop(JAVA_OPTIONS)
         if archive.options:
             conf[JAVA_OPTIONS] = archive.options
-        return _create(config.spark.app_name, master, conf), None
-
+        session = _create(config.spark.app_name, master, conf)  # fails too: not the archive
+        logger.warning("the Spark driver did not start with the class archive %s; started without "
+                       "it, which is not used again", archive.path)
+        archive.discard()
+        return session, None
 
 def _create(app_name: str, master: str | None, conf: dict[str, str]) -> Any:
     from pyspark.sql import SparkSession
