@@ -31,6 +31,11 @@ from distsmote.neighbors.table import CLS, HASH_SEED, KEY, TableSource, feature_
 #: bound each query's k-th distance; a larger sample gives tighter bounds, fewer probes.
 BOUND_ROWS_PER_CELL = 256
 BOUND_SAMPLE_ROWS = 100_000
+#: Exact mode: cells of the bound sample searched per query.  Any sample rows give a
+#: valid bound; 2 cells instead of 8 give slightly looser bounds (SMOTEENN at 200 000
+#: rows: 11.6 probes per query instead of 10.9) for a quarter of the bound search, and
+#: the join is 14-19 % faster in all.
+BOUND_NPROBE = 2
 #: Largest quantizer training sample (rows collected to the driver).
 MAX_TRAIN_ROWS = 600_000
 #: Approximate mode: sample rows used to estimate per-cell row and probe counts.
@@ -212,7 +217,7 @@ def plan_cells(
     train = sample.loc[train_pick, feature_names(n_features)].to_numpy(np.float64)
     quantizer = train_quantizer(train, n_cells, knn.kmeans_iter, knn.train_rows_per_cell, seed)
     info.n_cells = quantizer.n_cells
-    bound = bound_index(quantizer, sample, n_features, 8) if exact else None
+    bound = bound_index(quantizer, sample, n_features, BOUND_NPROBE) if exact else None
     info.seconds["sample+kmeans"] = time.perf_counter() - t0
     return quantizer, sample, bound
 
