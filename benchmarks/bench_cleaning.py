@@ -263,7 +263,7 @@ def run_dask(rows: int, tmp: Path, modes, cache: Path, files: int = 16) -> dict:
     import dask.dataframe as dd
     from distributed import Client, LocalCluster, get_task_stream
 
-    from distsmote.engines.dask import EMBEDDED_WORKER_CONFIG
+    from distsmote.engines.dask_session import EMBEDDED_WORKER_CONFIG
 
     src = tmp / "dask_in"
     X, y = make_data(rows)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -164,16 +163,6 @@ def _check_small(n_rows: int, max_rows: int) -> None:
 
 def _add_column(pdf: pd.DataFrame, name: str, fn: ColumnFn, payload: Any) -> pd.DataFrame:
     return pdf.assign(**{name: np.asarray(fn(pdf, payload), dtype=np.int64)})
-
-
-#: Dask settings of the embedded cluster's workers (see ``DaskEngine.open``).  A
-#: worker buffers at most 256 MiB of outgoing P2P shuffle data (Dask's default, 1 GiB,
-#: made the kNN join's replicate step the run's memory peak); glibc's adaptive
-#: allocator is kept (see ``DaskEngine.open``).
-EMBEDDED_WORKER_CONFIG = {
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-    "distributed.p2p.comm.buffer": "256 MiB",
-}
 
 
 def _task_name(fn: Any) -> str:
@@ -333,43 +322,15 @@ class DaskEngine(Engine):
     @contextlib.contextmanager
     def open(cls, config: Any, *, verbose: bool = False, watch: bool = False,
              progress: bool = True) -> Iterator["DaskEngine"]:
-        """Connect to ``dask.scheduler``, or start an embedded local cluster on 127.0.0.1.
+        """Connect to ``dask.scheduler``, or start an embedded local cluster on 127.0.0.1
+        (:func:`distsmote.engines.dask_session.dask_client`).
 
         With ``watch``, a thread fails the job (in the main thread) when no worker has
         been connected for ``dask.no_workers_timeout`` seconds.
         """
-        from distributed import Client, LocalCluster
+        from distsmote.engines.dask_session import dask_client
 
-        from distsmote.sessions import watch_workers
-
-        log = logging.getLogger("distsmote")
-        timeout = config.dask.no_workers_timeout
-        if config.dask.scheduler:
-            with Client(config.dask.scheduler) as client, \
-                    watch_workers(client, config.dask.scheduler, timeout, watch):
-                yield cls(client)
-            return
-        n_workers = config.dask.n_workers or max(1, (os.cpu_count() or 1) // config.dask.threads_per_worker)
-        level = logging.WARNING if verbose else logging.CRITICAL  # task tracebacks only with --verbose
-        for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
-            logging.getLogger(name).setLevel(level)
-        # The embedded workers keep glibc's adaptive allocator: Dask's default
-        # MALLOC_TRIM_THRESHOLD_ turns it off, and every large numpy temporary of the
-        # kNN join is then mapped and unmapped afresh (SMOTEENN at 1 M rows: 25 % faster
-        # without it, half the system time, 0.5 GiB more peak memory).
-        with dask.config.set(EMBEDDED_WORKER_CONFIG), LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=config.dask.threads_per_worker,
-            processes=True,
-            host="127.0.0.1",
-            scheduler_kwargs={"dashboard": False},
-            dashboard_address=":0",  # never a fixed port another cluster may hold
-            memory_limit=config.dask.memory_limit,
-            silence_logs=level,
-        ) as cluster, Client(cluster) as client, \
-                watch_workers(client, cluster.scheduler_address, timeout, watch):
-            log.info("embedded Dask cluster: %d workers × %d threads", n_workers,
-                     config.dask.threads_per_worker)
+        with dask_client(config, verbose=verbose, watch=watch) as client:
             yield cls(client)
 
     def read(self, source: Any) -> "dd.DataFrame":

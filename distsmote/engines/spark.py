@@ -26,7 +26,7 @@ from distsmote.engines.spark_files import (
 )
 from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
 from distsmote.engines.spark_parts import Generation, part_rows, remember_generation, remember_union, to_part_files
-from distsmote.engines.spark_session import build_session
+from distsmote.engines.spark_session import spark_session
 from distsmote.progress import stage
 
 try:
@@ -337,36 +337,10 @@ class SparkEngine(Engine):
     @contextlib.contextmanager
     def open(cls, config: Any, *, verbose: bool = False, watch: bool = False,
              progress: bool = True) -> Iterator["SparkEngine"]:
-        """Use the active SparkSession, or create one (under spark-submit, its master).
-
-        A session created here outside spark-submit keeps its driver JVM's classes in an
-        archive for the next one (:mod:`distsmote.engines.spark_session`).
-
-        A session that was already active (a notebook's, a test's) is used as is and
-        left running; one created here is stopped at the end, and its log level is
-        ``WARN`` with ``verbose``, else ``FATAL`` (task failures and retries are not
-        printed: a job that fails says why in one line).
-        """
-        from distsmote.sessions import Terminated, _is_tty
-
-        active = SparkSession.getActiveSession()
-        if active is not None:
-            yield cls(active)
-            return
-        session, archive = build_session(config, progress=progress, is_tty=_is_tty())
-        session.sparkContext.setLogLevel("WARN" if verbose else "FATAL")
-        engine = cls(session)
-        ok = False
-        try:
-            yield engine
-            ok = True
-        except (KeyboardInterrupt, Terminated):
-            engine.interrupted()
-            raise
-        finally:
-            session.stop()
-            if archive is not None:
-                archive.finish(ok)
+        """Use the active SparkSession, or create one (under spark-submit, its master):
+        :func:`distsmote.engines.spark_session.spark_session`."""
+        with spark_session(config, verbose=verbose, progress=progress) as session:
+            yield cls(session)
 
     def interrupted(self) -> None:
         spark_interrupted(self.spark)

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,39 @@ def _prune(directory: Path) -> None:
                 old.unlink()
 
 
+@contextlib.contextmanager
+def spark_session(config: Any, *, verbose: bool = False, progress: bool = True) -> Iterator[Any]:
+    """The active SparkSession (a notebook's, a test's), used as is and left running, or
+    one created here and stopped at the end.
+
+    A created session's log level is ``WARN`` with ``verbose``, else ``FATAL`` (task
+    failures and retries are not printed: a job that fails says why in one line).  On
+    Ctrl-C or SIGTERM its running jobs are cancelled first.
+    """
+    from pyspark.sql import SparkSession
+
+    from distsmote.engines.spark_interrupts import spark_interrupted
+    from distsmote.sessions import Terminated, _is_tty
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    session, archive = build_session(config, progress=progress, is_tty=_is_tty())
+    session.sparkContext.setLogLevel("WARN" if verbose else "FATAL")
+    ok = False
+    try:
+        yield session
+        ok = True
+    except (KeyboardInterrupt, Terminated):
+        spark_interrupted(session)
+        raise
+    finally:
+        session.stop()
+        if archive is not None:
+            archive.finish(ok)
+
+
 def build_session(config: Any, *, progress: bool, is_tty: bool) -> tuple[Any, ClassArchive | None]:
     """A new SparkSession for ``config.spark`` (under ``spark-submit``, its master).
 
@@ -278,4 +312,4 @@ def _create(app_name: str, master: str | None, conf: dict[str, str]) -> Any:
     return builder.getOrCreate()
 
 
-__all__ = ["CACHE_ENV", "ClassArchive", "build_session", "cache_dir", "class_archive"]
+__all__ = ["CACHE_ENV", "ClassArchive", "build_session", "cache_dir", "class_archive", "spark_session"]
