@@ -123,6 +123,13 @@ def compare(name: str, keys: np.ndarray, cache: Path, n: int, rows_in: int) -> d
             "removal_diff_pct": 100.0 * diff / max(removed_ref, 1)}
 
 
+def compare_written(name: str, dst: Path, cache: Path, n: int, rows_in: int) -> dict:
+    """:func:`compare` for the rows an engine wrote to ``dst``."""
+    kept = pd.read_parquet(dst)
+    Xr = kept[[f"f{j:02d}" for j in range(FEATURES)]].to_numpy()
+    return compare(name, row_keys(Xr, kept["label"].to_numpy()), cache, n, rows_in)
+
+
 def run_local(X, y, cache: Path, modes) -> dict:
     out = {}
     for knn in modes:
@@ -181,14 +188,13 @@ def run_spark(X, y, cache: Path, modes, tmp: Path) -> dict:
                     sampler.resample(frame, label="label").write.mode("overwrite").parquet(str(dst))
                     seconds = time.perf_counter() - t0
                 stages = [s for s in spark_stages(spark) if s["stage"] not in before]
-                kept = pd.read_parquet(dst)
-                Xr = kept[[f"f{j:02d}" for j in range(FEATURES)]].to_numpy()
                 cleaner = sampler.tomek_ if name == "SMOTETomek" else sampler.enn_
                 rows_in = sum(cleaner.class_counts_.values())
-                res = {"seconds": seconds, "peak_rss_gib": round(peak.peak / 2**30, 2), "rows_out": len(kept),
+                res = {"seconds": seconds, "peak_rss_gib": round(peak.peak / 2**30, 2),
+                       "rows_out": len(pd.read_parquet(dst, columns=["label"])),
                        "mode": cleaner.join_info_.mode, "driver_stages_s": log.summary(),
                        "spark_stages": stages[:8]}
-                res.update(compare(name, row_keys(Xr, kept["label"].to_numpy()), cache, len(X), rows_in))
+                res.update(compare_written(name, dst, cache, len(X), rows_in))
                 out[f"{name}/{knn}"] = res
                 print(f"spark {name} knn={knn}: {res}", flush=True)
     finally:
@@ -292,9 +298,7 @@ def run_dask(rows: int, tmp: Path, modes, cache: Path, files: int = 16) -> dict:
                        "probes_per_row": round(info.probes_per_query, 2),
                        "driver_stages_s": log.summary(), "worker_task_s": task_seconds(ts.data)}
                 if (cache / f"imblearn_{name}_{rows}.npy").exists():  # small runs: the oracle's removals
-                    kept = pd.read_parquet(dst)
-                    Xr = kept[[f"f{j:02d}" for j in range(FEATURES)]].to_numpy()
-                    res.update(compare(name, row_keys(Xr, kept["label"].to_numpy()), cache, rows, res["rows_in"]))
+                    res.update(compare_written(name, dst, cache, rows, res["rows_in"]))
                 out[f"{name}/{knn}"] = res
                 print(f"dask {name} knn={knn} rows={rows}: {res}", flush=True)
     return out

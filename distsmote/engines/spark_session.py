@@ -100,8 +100,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's process
+        pass
     return True
 
 
@@ -125,6 +125,11 @@ class ClassArchive:
     options: str = ""
 
     @property
+    def failed(self) -> Path:
+        """Its mark: this archive could not be written or used; it is not tried again."""
+        return self.path.with_suffix(".failed")
+
+    @property
     def partial(self) -> Path:
         """Where this process's JVM writes the archive before the rename."""
         return self.path.with_name(f"{self.path.stem}.{os.getpid()}.partial")
@@ -139,7 +144,7 @@ class ClassArchive:
         """Remove an archive the JVM could not start with, and do not write it again."""
         self.path.unlink(missing_ok=True)
         self.partial.unlink(missing_ok=True)
-        self.path.with_suffix(".failed").touch()
+        self.failed.touch()
 
     def finish(self, ok: bool) -> None:
         """After ``session.stop()``: end the driver JVM; on success keep its archive.
@@ -175,8 +180,7 @@ class ClassArchive:
         if rc == 0 and self.partial.is_file() and self.partial.stat().st_size > 0:
             os.replace(self.partial, self.path)
         else:
-            self.partial.unlink(missing_ok=True)
-            self.path.with_suffix(".failed").touch()  # do not pay for a failing dump again
+            self.discard()  # do not pay for a failing dump again
 
     def _abandon(self, proc: Any) -> None:
         proc.kill()
@@ -210,14 +214,15 @@ def class_archive(conf: dict[str, str], enabled: bool = True) -> ClassArchive | 
         return None
     if not os.access(directory, os.W_OK) or any(c.isspace() or c in "\"'" for c in str(directory)):
         return None  # Spark splits the options on spaces
-    path = directory / f"{_key(java, conf, options)}.jsa"
-    if path.with_suffix(".failed").exists():
+    archive = ClassArchive(directory / f"{_key(java, conf, options)}.jsa", creating=False, options=options)
+    if archive.failed.exists():
         return None
-    if path.is_file():
+    if archive.path.is_file():
         with contextlib.suppress(OSError):
-            os.utime(path)  # last used: archives unused for _UNUSED_DAYS are removed
+            os.utime(archive.path)  # last used: archives unused for _UNUSED_DAYS are removed
     _prune(directory)
-    return ClassArchive(path, creating=not path.is_file(), options=options)
+    archive.creating = not archive.path.is_file()
+    return archive
 
 
 def _prune(directory: Path) -> None:
