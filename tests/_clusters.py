@@ -406,6 +406,11 @@ def start_dask_cluster(base_dir: Path) -> DaskCluster:
                 "--dashboard-address", f"{HOST}:0",  # same as scheduler: not 0.0.0.0
                 "--local-directory", str(base_dir / "worker-space"),
                 "--death-timeout", "60",
+                # Imported before the worker takes messages: a worker that the fault tests'
+                # nanny restarts otherwise unpickles its first message while a task thread
+                # imports dask.dataframe, and Python 3.11's import machinery can then fail
+                # with KeyError('dask.dataframe'), closing the worker and its nanny.
+                "--preload", "dask.dataframe",
             ],
             env,
             base_dir / "worker.log",
