@@ -183,6 +183,9 @@ class ClassArchive:
             self.discard()  # do not pay for a failing dump again
 
     def _abandon(self, proc: Any) -> None:
+        # At exit, after the job reported its error: py4j threads still waiting on the
+        # killed JVM would log a connection-reset traceback under that one line.
+        logging.disable(logging.CRITICAL)
         proc.kill()
         proc.wait()
         self.partial.unlink(missing_ok=True)
