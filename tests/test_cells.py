@@ -38,7 +38,7 @@ def grid():
 
 def test_data_home_is_the_nearest_cell_within_the_nearest_coarse_cell(grid):
     x, q = grid
-    np.testing.assert_array_equal(data_home(q, x, 1), _reference_home(q, x))
+    np.testing.assert_array_equal(data_home(q, x), _reference_home(q, x))
 
 
 def test_data_home_breaks_exact_ties_by_lowest_id():
@@ -50,14 +50,14 @@ def test_data_home_breaks_exact_ties_by_lowest_id():
     q = Quantizer(np.zeros(2), fine, (fine**2).sum(1), coarse=coarse, parent=np.array([0, 0, 1, 1]))
     x = np.array([[0.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [2.0, 0.0], [-0.5, 0.0]])
     # (0, 0) ties between both coarse cells -> coarse 0; then fine 0 and 1 tie -> 0.
-    np.testing.assert_array_equal(data_home(q, x, 1), [0, 0, 2, 2, 0])
+    np.testing.assert_array_equal(data_home(q, x), [0, 0, 2, 2, 0])
 
 
 def test_data_home_does_not_depend_on_the_batch(grid):
     x, q = grid
-    whole = data_home(q, x, 2)
+    whole = data_home(q, x)
     perm = np.random.default_rng(0).permutation(len(x))
-    parts = np.concatenate([data_home(q, x[perm[s : s + 313]], 1) for s in range(0, len(x), 313)])
+    parts = np.concatenate([data_home(q, x[perm[s : s + 313]]) for s in range(0, len(x), 313)])
     np.testing.assert_array_equal(parts, whole[perm])
 
 
@@ -66,14 +66,14 @@ def test_data_home_is_the_usual_home_for_a_flat_quantizer():
     x = np.round(rng.normal(size=(5000, 4)), 1)
     q = train_quantizer(x[:3000], 60, 10, 40, 0)
     assert q.coarse is None
-    np.testing.assert_array_equal(data_home(q, x, 1), home_and_probes(q, x, 1, 1)[0])
+    np.testing.assert_array_equal(data_home(q, x), home_and_probes(q, x, 1)[0])
 
 
 def test_query_rows_keep_their_nearest_probe_as_home(grid):
     x, q = grid
     is_query = np.arange(len(x)) % 7 == 0
-    home, probes = homes_and_probes(q, x, is_query, 5, 1)
-    full_home, _, full_probes = home_and_probes(q, x[is_query], 5, 1)
+    home, probes = homes_and_probes(q, x, is_query, 5)
+    full_home, _, full_probes = home_and_probes(q, x[is_query], 5)
     np.testing.assert_array_equal(home[is_query], full_home)
     np.testing.assert_array_equal(probes, full_probes)
-    np.testing.assert_array_equal(home[~is_query], data_home(q, x[~is_query], 1))
+    np.testing.assert_array_equal(home[~is_query], data_home(q, x[~is_query]))

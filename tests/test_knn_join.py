@@ -175,7 +175,7 @@ def test_approximate_join_is_brute_force_over_the_probed_cells(seed, k, nprobe, 
     with mock.patch.object(join, "MAX_BUCKET_ROWS", max_bucket), mock.patch.object(join, "plan_cells", plan_cells):
         edges, info = run_join(LocalEngine(), _frame(X, y), k, {"method": "ivf", "nlist": nlist, "join_nprobe": nprobe})
     assert info.mode == "approximate"
-    home, _, probes = home_and_probes(plans[0][0], X, nprobe, 1)
+    home, _, probes = home_and_probes(plans[0][0], X, nprobe)
     ref = brute_edges(X, y, k, cells=(home, probes))
     pd.testing.assert_frame_equal(_sorted(edges), _sorted(ref), check_exact=False, rtol=1e-12)
 
@@ -296,12 +296,12 @@ def test_two_level_quantizer_probes_are_near_and_batch_independent():
     q = train_quantizer(X[:20_000], 600, 10, 32, seed=0)
     assert q.n_cells > FLAT_MAX_CELLS and q.coarse is not None
     assert len(q.parent) == q.n_cells and set(np.unique(q.parent)) <= set(range(len(q.coarse)))
-    home, _, probes = home_and_probes(q, X, 8, 1)
+    home, _, probes = home_and_probes(q, X, 8)
     assert (probes[:, 0] == home).all() and (probes >= 0).all()
     assert all(len(set(row)) == 8 for row in probes[:500])
     # Same rows in other batches (and in another order) get the same cells.
     perm = np.random.default_rng(0).permutation(len(X))
-    parts = [home_and_probes(q, X[perm[s : s + 777]], 8, 1)[2] for s in range(0, len(X), 777)]
+    parts = [home_and_probes(q, X[perm[s : s + 777]], 8)[2] for s in range(0, len(X), 777)]
     np.testing.assert_array_equal(np.concatenate(parts), probes[perm])
     # The probes are (nearly always) the 8 nearest centroids.
     d2 = ((X[:2000, None, :] - q.center - q.centroids[None]) ** 2).sum(-1)
@@ -364,13 +364,13 @@ def test_home_only_search_picks_the_same_cell(n_cells):
     rng = np.random.default_rng(n_cells)
     x = np.round(rng.normal(size=(20_000, 4)), 2)
     q = train_quantizer(x[:12_000], n_cells, 10, 40, 0)
-    home, home_d2, probes = home_and_probes(q, x, 1, 1)
-    full = home_and_probes(q, x, 3, 1)
+    home, home_d2, probes = home_and_probes(q, x, 1)
+    full = home_and_probes(q, x, 3)
     np.testing.assert_array_equal(home, full[0])
     np.testing.assert_array_equal(home_d2, full[1])
     np.testing.assert_array_equal(probes[:, 0], home)
     # Batch-independent: the same cells row by row as in one batch.
-    np.testing.assert_array_equal(home_and_probes(q, x[:500], 1, 1)[0], home[:500])
+    np.testing.assert_array_equal(home_and_probes(q, x[:500], 1)[0], home[:500])
 
 
 @pytest.mark.parametrize("grid", [True, False])
@@ -392,7 +392,7 @@ def test_probes_are_the_float64_ranking_with_ties_by_cell(grid):
         x = rng.normal(size=(20_000, 4))
         q = train_quantizer(x[:12_000], 400, 10, 40, 0)
         assert q.coarse is not None
-    home, _, probes = home_and_probes(q, x, 8, 1)
+    home, _, probes = home_and_probes(q, x, 8)
     d2 = ((x - q.center)[:, None, :] - q.centroids[None]) ** 2
     d2 = d2.sum(-1)
     ids = np.broadcast_to(np.arange(q.n_cells), d2.shape)
@@ -489,8 +489,8 @@ def test_query_bounds_cover_every_querys_neighbours(exact):
         q = Quantizer(np.zeros(4), np.zeros((1, 4)), np.zeros(1))
     else:
         q = train_quantizer(x, 30, 10, 30, 0)
-    _, _, probes = home_and_probes(q, xq, 1 if exact else 3, 1)
-    home = home_and_probes(q, x, 1, 1)[0]
+    _, _, probes = home_and_probes(q, xq, 1 if exact else 3)
+    home = home_and_probes(q, x, 1)[0]
     bound = query_bounds(xq, probes[:, 0], k)
     d2 = ((xq[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     d2[~(home[None, None, :] == probes[:, :, None]).any(1)] = np.inf  # rows in unprobed cells

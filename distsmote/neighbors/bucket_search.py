@@ -2,7 +2,7 @@
 
 *Replicate* turns a join-table partition into data records (one per bucket of the
 row's home cell) and query records (one per group of buckets the query probes).
-*Search* runs, in each shuffle group, one FAISS flat search per bucket for the
+*Search* runs, in each shuffle group, one float32 flat search per bucket for the
 queries probing it, re-ranked with exact float64 distances; *merge* keeps each
 query's ``k`` nearest over all groups and runs the ``finish`` function.
 """
@@ -17,10 +17,16 @@ import pandas as pd
 from distsmote._faults import fault_point
 from distsmote._unique import unique_sorted
 from distsmote.engines.base import empty_frame
-from distsmote.neighbors import faiss_ops
 from distsmote.neighbors.cells import Quantizer
-from distsmote.neighbors.exact import brute_candidates, compact, expand, float32_slack, merge_partial, pair_d2, take_k
-from distsmote.neighbors.faiss_ops import set_threads
+from distsmote.neighbors.exact import (
+    brute_candidates,
+    compact,
+    expand,
+    float32_slack,
+    merge_partial,
+    pair_d2,
+    take_k,
+)
 from distsmote.neighbors.keys import key_hash
 from distsmote.neighbors.probes import (
     BOUND,
@@ -32,13 +38,22 @@ from distsmote.neighbors.probes import (
     probe_names,
     probe_pairs,
 )
-from distsmote.neighbors.table import CLS, HASH_SEED, KEY, MULT, feature_names, partial_meta, table_arrays
+from distsmote.neighbors.table import (
+    CLS,
+    HASH_SEED,
+    KEY,
+    MULT,
+    feature_names,
+    partial_meta,
+    table_arrays,
+)
+from distsmote.neighbors.topk import flat_topk
 
 #: Buckets this small (data × queries) are searched by float64 brute force.
 _BRUTE_PAIRS = 20_000
-#: Candidates fetched from FAISS beyond k + 1 in a bucket (a query whose candidates
+#: Float32 candidates fetched beyond k + 1 in a bucket (a query whose candidates
 #: could hide a tie or a closer row is searched again by brute force, so this only
-#: trades FAISS time against re-searches).
+#: trades search time against re-searches).
 BUCKET_EXTRA = 2
 
 
@@ -107,7 +122,7 @@ def records_meta(p: JoinPayload) -> pd.DataFrame:
 #: chunk and their results are what a task holds besides its records, so a chunk
 #: bounds the task's memory whatever the group's size.  Results do not depend on it.
 #: In approximate mode a chunk holds queries of neighbouring home cells, which probe
-#: the same few buckets, so smaller chunks cost no more FAISS calls (a 1.9 M-record
+#: the same few buckets, so smaller chunks cost no more bucket searches (a 1.9 M-record
 #: task: 513 MiB traced at 65 536 queries per chunk, 646 MiB at 262 144, same time).
 QUERY_CHUNK = 1 << 16
 
@@ -129,7 +144,8 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     """Search every bucket of this partition for the queries that probe it, keeping each
     query's k nearest over those buckets (a combiner before the merge shuffle).
 
-    Each bucket is one FAISS flat (BLAS) search of the queries probing it, centred on
+    Each bucket is one float32 flat search (:func:`~distsmote.neighbors.topk.flat_topk`,
+    a BLAS product and a compiled selection) of the queries probing it, centred on
     the bucket; candidates are re-ranked with exact float64 distances (ties by key), and
     a query whose list could hide a tie or a closer row is searched again by float64
     brute force over the bucket.  Each searched (query, bucket) pair keeps its ``k``
@@ -174,7 +190,6 @@ def search_buckets(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFr
     bound = pdf[BOUND].to_numpy(dtype=np.float64) if p.exact else None
     if probes is not None:  # chunks of neighbouring home cells (the first probe)
         qm = qm[np.lexsort((keys[qm], probes[qm, 0]))]
-    set_threads(threads)
     out = []
     for a in range(0, len(qm), QUERY_CHUNK):
         rows = qm[a : a + QUERY_CHUNK]
@@ -217,7 +232,7 @@ def _search_queries(
     searched = np.zeros(len(qr), dtype=bool)
 
     def search(sel: np.ndarray) -> None:
-        """Search the pairs ``sel``, one FAISS search per bucket."""
+        """Search the pairs ``sel``, one flat search per bucket."""
         order = sel[np.argsort(slot[sel], kind="stable")]
         sl = slot[order]
         cuts = np.flatnonzero(np.r_[True, sl[1:] != sl[:-1], True]) if len(sl) else np.array([0])
@@ -331,13 +346,13 @@ def search_bucket(xd, kd, md, xq, kq, k, extra):
     center = xd.mean(0)
     xdc = np.ascontiguousarray(xd - center, dtype=np.float32)
     xqc = np.ascontiguousarray(xq - center, dtype=np.float32)
-    f32, cand = faiss_ops.flat_search(xdc, xqc, width)
+    f32, cand = flat_topk(xdc, xqc, width)
     d2 = pair_d2(xq, xd, cand)
     order = np.lexsort((cand, d2), axis=-1)  # rows are sorted by key: ties by key
     cand = np.take_along_axis(cand, order, axis=1)
     d2 = np.take_along_axis(d2, order, axis=1)
     keep, _, total = take_k(md[cand] - (kd[cand] == kq[:, None]), k)
-    # Could a row FAISS left out (float32 rounding) tie with or beat a kept one?  Then
+    # Could a row the float32 search left out (rounding) tie with or beat a kept one?  Then
     # that query is searched again by float64 brute force.
     last = np.where(keep, d2, -np.inf).max(axis=1)
     eta = float32_slack(xqc, xdc)

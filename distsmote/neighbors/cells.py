@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from distsmote.neighbors import faiss_ops
-from distsmote.neighbors.faiss_ops import set_threads
+from distsmote.neighbors.topk import flat_topk
 
 #: Rows of distance matrix computed at once (bounds worker memory).
 _CHUNK_ELEMENTS = 4_000_000
@@ -154,7 +154,7 @@ def _chunks(n: int, width: int):
 
 
 def home_and_probes(
-    q: Quantizer, x: np.ndarray, nprobe: int, threads: int
+    q: Quantizer, x: np.ndarray, nprobe: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Approximate mode: the ``nprobe`` nearest cells of each row, nearest first.
 
@@ -174,16 +174,15 @@ def home_and_probes(
     n, C = len(xc), q.n_cells
     p = max(1, min(nprobe, C))
     if p == 1 and C > 2 and n:
-        return _home_only(q, xc, threads)
+        return _home_only(q, xc)
     m = min(C, p + _EXTRA_CELLS)
     if m == C:
         cand = np.broadcast_to(np.arange(C), (n, C))
         vague = np.arange(n)
     else:
-        set_threads(threads)
         x32 = np.ascontiguousarray(xc, dtype=np.float32)
         if q.coarse is None:
-            f32, cand = faiss_ops.flat_search(q.centroids, x32, m)
+            f32, cand = flat_topk(q.centroids, x32, m)
         else:
             f32, cand = _two_level_search(q, xc, x32, m, distances=True)
         vague = np.flatnonzero(~_clear_order(f32, cand, p, x32, q))
@@ -196,7 +195,7 @@ def home_and_probes(
         probes[vague] = np.take_along_axis(vc, np.lexsort((vc, d2), axis=-1)[:, :p], axis=1)
     if (probes < 0).any():  # a row whose coarse cells hold fewer than p cells
         bad = np.flatnonzero((probes < 0).any(1))
-        sub = faiss_ops.flat_search(q.centroids, np.ascontiguousarray(xc[bad], dtype=np.float32), m)[1]
+        sub = flat_topk(q.centroids, np.ascontiguousarray(xc[bad], dtype=np.float32), m)[1]
         sd2 = _rerank(q.centroids, xc[bad], sub)
         probes[bad] = np.take_along_axis(sub, np.lexsort((sub, sd2), axis=-1)[:, :p], axis=1)
     home_d2 = _rerank(q.centroids, xc, probes[:, :1])[:, 0]
@@ -218,7 +217,7 @@ def _clear_order(f32: np.ndarray, cand: np.ndarray, p: int, x32: np.ndarray, q: 
     return (gaps > np.float32(_CLEAR_MARGIN) * scale[:, None]).all(1) & (cand[:, p] >= 0)
 
 
-def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _home_only(q: Quantizer, xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The home cell alone, as :func:`home_and_probes` would choose it, more cheaply.
 
     Where FAISS's float32 distances put the nearest candidate clearly ahead of the
@@ -226,10 +225,9 @@ def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, 
     candidate set, so no re-rank is needed; the other rows take the full path.  Both
     give the same cell, whatever the batch.
     """
-    set_threads(threads)
     x32 = np.ascontiguousarray(xc, dtype=np.float32)
     if q.coarse is None:
-        f32, cand = faiss_ops.flat_search(q.centroids, x32, 2)
+        f32, cand = flat_topk(q.centroids, x32, 2)
     else:
         f32, cand = _two_level_search(q, xc, x32, 2, distances=True)
     scale = (x32.astype(np.float64) ** 2).sum(1) + float(q.norms2.max(initial=0.0)) + 1e-30
@@ -237,13 +235,13 @@ def _home_only(q: Quantizer, xc: np.ndarray, threads: int) -> tuple[np.ndarray, 
     home = cand[:, 0].astype(np.int64)
     vague = np.flatnonzero(~clear)
     if len(vague):
-        home[vague] = home_and_probes(q, xc[vague] + q.center, 2, threads)[2][:, 0]
+        home[vague] = home_and_probes(q, xc[vague] + q.center, 2)[2][:, 0]
     home_d2 = _rerank(q.centroids, xc, home[:, None])[:, 0]
     return home, home_d2, home[:, None].copy()
 
 
 def homes_and_probes(
-    q: Quantizer, x: np.ndarray, is_query: np.ndarray, nprobe: int, threads: int
+    q: Quantizer, x: np.ndarray, is_query: np.ndarray, nprobe: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate mode, one rule for both joins: the home cell of every row and the
     ``nprobe`` probed cells of the query rows.
@@ -258,12 +256,12 @@ def homes_and_probes(
     """
     qrows = np.flatnonzero(is_query)
     if len(qrows) == len(x):
-        home, _, probes = home_and_probes(q, x, nprobe, threads)
+        home, _, probes = home_and_probes(q, x, nprobe)
         return home, probes
     home = np.empty(len(x), dtype=np.int64)
     others = np.flatnonzero(~is_query)
-    home[others] = data_home(q, x[others], threads)
-    home[qrows], _, probes = home_and_probes(q, x[qrows], nprobe, threads)
+    home[others] = data_home(q, x[others])
+    home[qrows], _, probes = home_and_probes(q, x[qrows], nprobe)
     return home, probes
 
 
@@ -272,7 +270,7 @@ def homes_and_probes(
 _CLEAR_MARGIN = 1e-4
 
 
-def data_home(q: Quantizer, x: np.ndarray, threads: int) -> np.ndarray:
+def data_home(q: Quantizer, x: np.ndarray) -> np.ndarray:
     """The cell of a row that is only searched *in* (never a query), cheaply.
 
     A flat quantizer gives the nearest cell, the same as :func:`home_and_probes`.  A
@@ -282,7 +280,6 @@ def data_home(q: Quantizer, x: np.ndarray, threads: int) -> np.ndarray:
     BLAS searches.  A pure function of the row, whatever the batch.
     """
     xc = np.asarray(x, dtype=np.float64) - q.center
-    set_threads(threads)
     x32 = np.ascontiguousarray(xc, dtype=np.float32)
     norms = np.einsum("ij,ij->i", x32, x32)  # float32: only scales the margin
     every = np.arange(len(xc))
@@ -307,7 +304,7 @@ def _nearest(points: np.ndarray, xc: np.ndarray, x32: np.ndarray, norms: np.ndar
     float32 and their squared norms) where it is clearly ahead of the second."""
     if len(points) == 1:
         return np.zeros(len(rows), dtype=np.int64)
-    f32, cand = faiss_ops.flat_search(points, x32, 2)
+    f32, cand = flat_topk(points, x32, 2)
     scale = norms + np.float32((points * points).sum(1).max()) + np.float32(1e-30)
     clear = (f32[:, 1] - f32[:, 0]) > np.float32(_CLEAR_MARGIN) * scale
     out = cand[:, 0].copy()
@@ -350,7 +347,7 @@ def _two_level_search(q: Quantizer, xc: np.ndarray, x32: np.ndarray, m: int, dis
         rows = by_owner[cuts[g] : cuts[g + 1]]
         if len(rows):
             cells = np.concatenate([children[bounds[h] : bounds[h + 1]] for h in near[g]])
-            d, i = faiss_ops.flat_search(q.centroids[cells], x32[rows], min(m, len(cells)))
+            d, i = flat_topk(q.centroids[cells], x32[rows], min(m, len(cells)))
             f32[rows, : d.shape[1]] = d
             cand[rows, : i.shape[1]] = np.where(i >= 0, cells[np.maximum(i, 0)], -1)
     return (f32, cand) if distances else cand

@@ -100,13 +100,6 @@ def flat_index(points: np.ndarray):
     return index
 
 
-def flat_search(points: np.ndarray, x32: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``m`` nearest of ``points`` for each row of ``x32``: float32 squared distances
-    and int64 ids (``-1`` where there are fewer than ``m`` points)."""
-    dist, ids = flat_index(points).search(x32, m)
-    return dist, ids.astype(np.int64)
-
-
 # ------------------------------------------------------------------- IVF indexes
 
 

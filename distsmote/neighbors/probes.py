@@ -98,7 +98,7 @@ def probe_pairs(
         _, r, c = exact_probes(q, x[qrows], upper[qrows] * slack, use_radius=use_radius)
         return home, qrows[r], c, upper
     upper = np.full(len(x), np.inf)
-    home, sub = homes_and_probes(q, x, is_query, p.nprobe, threads)
+    home, sub = homes_and_probes(q, x, is_query, p.nprobe)
     return home, np.repeat(qrows, sub.shape[1]), sub.reshape(-1), upper
 
 

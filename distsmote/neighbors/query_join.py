@@ -81,7 +81,7 @@ def _homes(p: _QueryPayload, x: np.ndarray, keys: np.ndarray, cls: np.ndarray, t
     home[known] = p.probes[pos[known], 0]
     rest = np.flatnonzero(~known)
     if len(rest):
-        home[rest], _ = homes_and_probes(p.quantizer, x[rest], is_query[rest], p.nprobe, threads)
+        home[rest], _ = homes_and_probes(p.quantizer, x[rest], is_query[rest], p.nprobe)
     return home
 
 
@@ -264,7 +264,7 @@ def query_join(
     else:
         quantizer, _, _ = plan_cells(engine, table, n_rows, n_features, dtype, knn, False, seed, info, source)
     t0 = time.perf_counter()
-    _, _, probes = home_and_probes(quantizer, xq, 1 if exact else knn.join_nprobe, 1)
+    _, _, probes = home_and_probes(quantizer, xq, 1 if exact else knn.join_nprobe)
     # Queries in home-cell order: consecutive queries scan the same inverted lists, which
     # then stay in cache.  Each query's search is independent of the others, so the
     # order changes nothing in the result.

@@ -1,0 +1,109 @@
+"""The ``m`` nearest rows of a small flat table, in float32: BLAS distances and a
+compiled selection.
+
+FAISS's exhaustive search spends most of its time keeping each query's heap of the
+``m`` nearest, not computing distances: on 16 features and 2 000-row tables, 1.5 ns
+per distance for ``m = 6`` (0.36 ns for ``m = 1``, where it uses a SIMD argmin).  Here a
+BLAS product computes ``‖x‖² − 2 q·x`` for a block of queries at once (the query's own
+norm is added to the ``m`` kept values only), and a compiled loop keeps the ``m``
+smallest of each row with an early test against the current ``m``-th.  About 30 % less
+time for the joins' bucket searches, the same neighbours after the callers' float64
+re-rank.
+
+Like FAISS's, these float32 distances are candidates: the callers re-rank them with
+exact float64 distances and search again by brute force wherever float32 rounding could
+have hidden a tie (:func:`distsmote.neighbors.exact.float32_slack` bounds the rounding
+here as for FAISS: a few float32 ulps of the squared norms, far below its 1e-5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: Queries per BLAS block (a 256 × 2 048 float32 block is 2 MiB).
+QUERY_BLOCK = 256
+
+
+#: Values tested together against a row's current ``m``-th smallest: one AVX2 vector
+#: (0.24 ns per value on 2 048-column rows, 0.70 ns one value at a time).
+_LANES = 8
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _insert(best: np.ndarray, where: np.ndarray, v: float, j: int) -> float:
+    """Insert ``v`` (column ``j``) into the ascending ``best``; returns the new last."""
+    p = len(best) - 1
+    while p > 0 and best[p - 1] > v:
+        best[p] = best[p - 1]
+        where[p] = where[p - 1]
+        p -= 1
+    best[p] = v
+    where[p] = j
+    return best[len(best) - 1]
+
+
+# ``nnan`` lets the minimum of each group of lanes vectorise (distances of finite
+# float32 rows are never NaN); infinities keep their meaning.
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"nnan"})
+def _keep_smallest(block: np.ndarray, qn: np.ndarray, dist: np.ndarray, ids: np.ndarray, row0: int) -> None:
+    """Rows ``row0 …`` of ``dist`` / ``ids``: the ``m`` smallest values of each row of
+    ``block`` plus that row's ``qn``, ascending (ties: lower column first), and their
+    columns; ``inf`` / ``-1`` where a row has fewer than ``m`` columns."""
+    n, cols = block.shape
+    m = dist.shape[1]
+    best = np.empty(m, np.float32)
+    where = np.empty(m, np.int64)
+    whole = cols - cols % _LANES
+    for i in range(n):
+        best[:] = np.inf
+        where[:] = -1
+        worst = np.float32(np.inf)
+        row = block[i]
+        for j0 in range(0, whole, _LANES):
+            low = row[j0]
+            for j in range(j0 + 1, j0 + _LANES):
+                low = min(low, row[j])
+            if low < worst:
+                for j in range(j0, j0 + _LANES):
+                    if row[j] < worst:
+                        worst = _insert(best, where, row[j], j)
+        for j in range(whole, cols):
+            if row[j] < worst:
+                worst = _insert(best, where, row[j], j)
+        for p in range(m):
+            dist[row0 + i, p] = best[p] + qn[i]
+            ids[row0 + i, p] = where[p]
+
+
+def flat_topk(points: np.ndarray, x32: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``m`` nearest of ``points`` for each row of ``x32``: float32 squared distances
+    (ascending) and int64 row ids (``-1`` where there are fewer than ``m`` points).
+
+    What FAISS's ``IndexFlatL2.search`` returns, single-threaded.  Both inputs should be
+    centred near the data: float32 cancellation grows with the norms, as FAISS's does.
+    """
+    points = np.asarray(points, dtype=np.float32)
+    x32 = np.asarray(x32, dtype=np.float32)
+    n, d = x32.shape
+    m = int(m)
+    dist = np.empty((n, m), np.float32)
+    ids = np.empty((n, m), np.int64)
+    if n == 0:
+        return dist, ids
+    # [q, 1] · [-2x ; ‖x‖²] = ‖x‖² − 2 q·x: one product per block, nothing added after.
+    rhs = np.empty((d + 1, len(points)), np.float32)
+    np.multiply(points.T, np.float32(-2.0), out=rhs[:d])
+    rhs[d] = np.einsum("ij,ij->i", points, points)
+    lhs = np.empty((n, d + 1), np.float32)
+    lhs[:, :d] = x32
+    lhs[:, d] = 1.0
+    qn = np.einsum("ij,ij->i", x32, x32)
+    # One block buffer for all blocks: a fresh 2 MiB array per block costs its page
+    # faults again (as much as the selection itself).
+    buf = np.empty((min(n, QUERY_BLOCK), len(points)), np.float32)
+    for a in range(0, n, QUERY_BLOCK):
+        block = buf[: min(QUERY_BLOCK, n - a)]
+        np.matmul(lhs[a : a + QUERY_BLOCK], rhs, out=block)
+        _keep_smallest(block, qn[a : a + QUERY_BLOCK], dist, ids, a)
+    return dist, ids
