@@ -69,6 +69,7 @@ def replicate(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFrame:
     plan = p.plan
     is_query = p.query_mask[cls]
     home, qr, qc, upper = probe_pairs(p, x, keys, is_query, threads, use_radius=True)
+    del x  # the largest array of the task: freed before the records are built
     sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
     # Data records: part i of the home cell, every query part j.
     i_home = (key_hash(keys, HASH_SEED, "data-part") % sd[home].astype(np.uint64)).astype(np.int64)
@@ -76,9 +77,13 @@ def replicate(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFrame:
     d_bucket = off[home[dr]] + i_home[dr] * sq[home[dr]] + dj
     # Query records: one per (query, group).
     r, b = pair_buckets(plan, keys, qr, qc)
+    qc = qc.astype(np.int32)
+    del qr
     n_groups = int(p.bucket_group.max(initial=0)) + 1
     pair = unique_sorted(r * n_groups + p.bucket_group[b])
+    del r, b
     r, g = pair // n_groups, pair % n_groups
+    del pair
     rows = np.concatenate([dr, r])
     # The features are gathered in the join's dtype, never widened first.
     features = pdf[feature_names(p.n_features)].to_numpy(dtype=p.dtype)
@@ -100,10 +105,11 @@ def replicate(pdf: pd.DataFrame, p: JoinPayload, threads: int) -> pd.DataFrame:
     names = probe_names(p)
     if names:
         r_pos = np.searchsorted(np.flatnonzero(is_query), r)  # row of r among the queries
-        probes = np.full((len(rows), len(names)), -1, dtype=np.int32)
-        probes[n_data:] = qc.reshape(-1, len(names))[r_pos]
+        qc = qc.reshape(-1, len(names))
         for j, name in enumerate(names):
-            out[name] = probes[:, j]
+            column = np.full(len(rows), -1, dtype=np.int32)  # each column built once, in place
+            column[n_data:] = qc[r_pos, j]
+            out[name] = column
     return out
 
 

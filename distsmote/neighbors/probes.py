@@ -143,6 +143,8 @@ def pair_buckets(plan: BucketPlan, keys: np.ndarray, qr: np.ndarray, qc: np.ndar
     every data part.  With ``positions``, the pair each result comes from replaces the
     query row."""
     sd, sq, off = plan.data_splits, plan.query_splits, plan.offsets
+    if (sd == 1).all() and (sq == 1).all():  # no cell split: one bucket per cell
+        return np.arange(len(qr)) if positions else qr, off[qc]
     h = key_hash(keys, HASH_SEED, "query-part")  # once per row, not once per pair
     jq = (h[qr] % sq[qc].astype(np.uint64)).astype(np.int64)
     pr, pi = expand(sd[qc])
