@@ -72,3 +72,13 @@ def test_same_neighbours_as_faiss(n_points, n_queries, m):
     np.testing.assert_allclose(got_d, want_d, rtol=0, atol=1e-4)
     # Float32 ties may be listed in another order; the sets agree.
     assert (np.sort(got_i, 1) == np.sort(want_i, 1)).mean() > 0.9999
+
+
+def test_compiled_without_a_cache_location():
+    """Where numba finds nowhere to cache (here: source without a file), the kernel is
+    compiled in memory instead of failing the import."""
+    from distsmote.neighbors.topk import _compiled
+
+    namespace: dict = {}
+    exec("def twice(x):\n    return 2 * x\n", namespace)
+    assert _compiled(nogil=True)(namespace["twice"])(21) == 42

@@ -18,8 +18,25 @@ here as for FAISS: a few float32 ulps of the squared norms, far below its 1e-5).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numba import njit
+
+
+def _compiled(**options) -> Callable:
+    """``numba.njit`` with its on-disk cache where one can be written: beside the
+    module, else in the user's cache directory.  Where neither is writable (a
+    read-only install run by a user without a home directory) numba refuses to cache
+    at all, and the kernels are compiled once per process instead (about a second)."""
+
+    def wrap(fn: Callable) -> Callable:
+        try:
+            return njit(cache=True, **options)(fn)
+        except RuntimeError:
+            return njit(**options)(fn)
+
+    return wrap
 
 #: Queries per BLAS block (a 256 × 2 048 float32 block is 2 MiB).
 QUERY_BLOCK = 256
@@ -30,7 +47,7 @@ QUERY_BLOCK = 256
 _LANES = 8
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
+@_compiled(nogil=True, boundscheck=False)
 def _insert(best: np.ndarray, where: np.ndarray, v: float, j: int) -> float:
     """Insert ``v`` (column ``j``) into the ascending ``best``; returns the new last."""
     p = len(best) - 1
@@ -45,7 +62,7 @@ def _insert(best: np.ndarray, where: np.ndarray, v: float, j: int) -> float:
 
 # ``nnan`` lets the minimum of each group of lanes vectorise (distances of finite
 # float32 rows are never NaN); infinities keep their meaning.
-@njit(cache=True, nogil=True, boundscheck=False, fastmath={"nnan"})
+@_compiled(nogil=True, boundscheck=False, fastmath={"nnan"})
 def _keep_smallest(block: np.ndarray, qn: np.ndarray, dist: np.ndarray, ids: np.ndarray, row0: int) -> None:
     """Rows ``row0 …`` of ``dist`` / ``ids``: the ``m`` smallest values of each row of
     ``block`` plus that row's ``qn``, ascending (ties: lower column first), and their
