@@ -80,5 +80,5 @@ def test_compiled_without_a_cache_location():
     from distsmote.neighbors.topk import _compiled
 
     namespace: dict = {}
-    exec("def twice(x):\n    return 2 * x\n", namespace)
+    exec("def twice(x):\n    return 2 * x\n", namespace)  # noqa: S102 - a function with no source file
     assert _compiled(nogil=True)(namespace["twice"])(21) == 42

@@ -6,9 +6,9 @@ FAISS's exhaustive search spends most of its time keeping each query's heap of t
 per distance for ``m = 6`` (0.36 ns for ``m = 1``, where it uses a SIMD argmin).  Here a
 BLAS product computes ``‖x‖² − 2 q·x`` for a block of queries at once (the query's own
 norm is added to the ``m`` kept values only), and a compiled loop keeps the ``m``
-smallest of each row with an early test against the current ``m``-th.  About 30 % less
-time for the joins' bucket searches, the same neighbours after the callers' float64
-re-rank.
+smallest of each row with an early test against the current ``m``-th: 1.05–1.19 ns
+per distance on the joins' bucket shapes, a quarter less than FAISS, and the same
+neighbours after the callers' float64 re-rank.
 
 Like FAISS's, these float32 distances are candidates: the callers re-rank them with
 exact float64 distances and search again by brute force wherever float32 rounding could
@@ -38,12 +38,13 @@ def _compiled(**options) -> Callable:
 
     return wrap
 
+
 #: Queries per BLAS block (a 256 × 2 048 float32 block is 2 MiB).
 QUERY_BLOCK = 256
 
 
 #: Values tested together against a row's current ``m``-th smallest: one AVX2 vector
-#: (0.24 ns per value on 2 048-column rows, 0.70 ns one value at a time).
+#: (0.74 ns per value on 2 000-column rows, 0.90 ns one value at a time).
 _LANES = 8
 
 
