@@ -1,5 +1,6 @@
 """Every use of FAISS in one place: import, threads, k-means, index construction,
-shipping, the per-process index cache and the searches the joins run.
+shipping, the per-process index cache and the IVF searches.  (The joins' flat searches
+of buckets and cells are :func:`distsmote.neighbors.topk.flat_topk`.)
 
 FAISS is imported lazily (it is heavy, and must not be loaded in a parent that later
 forks a searching child, faiss#5206).  Indexes travel as ``faiss.serialize_index``
@@ -21,13 +22,13 @@ import numpy as np
 
 #: Exhaustive searches with at least this many queries use FAISS's BLAS path (FAISS
 #: 1.15's default, 128 000, sends every batch smaller than that to the direct path,
-#: which is 2–3× slower here for the batches the joins and homes run: thousands of
-#: queries against thousands of centroids or rows).  Either path gives the same
+#: which is 2–3× slower here for batches of thousands of queries against thousands of
+#: rows, as the flat indexes of small classes and exact mode's bound sample get).  Either path gives the same
 #: neighbours after the callers' exact re-ranking.
 BLAS_THRESHOLD = 20
 #: Block of the BLAS path: queries × database rows per distance block.  FAISS's default
-#: (4096 × 1024, a 16 MiB block) spills out of cache; a 4 MiB block made the joins'
-#: flat searches (2 000-row buckets, 16 features) about 20 % faster here.
+#: (4096 × 1024, a 16 MiB block) spills out of cache; a 4 MiB block made flat searches
+#: of 2 000-row tables (16 features) about 20 % faster here.
 BLAS_QUERY_BLOCK = 1024
 BLAS_DATABASE_BLOCK = 1024
 
