@@ -158,7 +158,8 @@ def home_and_probes(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Approximate mode: the ``nprobe`` nearest cells of each row, nearest first.
 
-    FAISS fetches ``nprobe + 8`` candidate centroids in float32 (for a two-level
+    A float32 search (:func:`~distsmote.neighbors.topk.flat_topk`) fetches ``nprobe + 8``
+    candidate centroids (for a two-level
     quantizer, among the cells of the 16 coarse cells nearest to the row's nearest coarse
     cell, see :func:`_two_level_search`); they are re-ranked
     with float64 distances (ties by cell id), so the choice does not depend on batch
@@ -187,7 +188,7 @@ def home_and_probes(
             f32, cand = _two_level_search(q, xc, x32, m, distances=True)
         vague = np.flatnonzero(~_clear_order(f32, cand, p, x32, q))
     cand = np.asarray(cand, dtype=np.int64)
-    # Rows whose float32 order is clear keep FAISS's first p; the others are re-ranked.
+    # Rows whose float32 order is clear keep its first p; the others are re-ranked.
     probes = np.array(cand[:, :p])
     if len(vague):
         vc = cand[vague]
@@ -220,7 +221,7 @@ def _clear_order(f32: np.ndarray, cand: np.ndarray, p: int, x32: np.ndarray, q: 
 def _home_only(q: Quantizer, xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The home cell alone, as :func:`home_and_probes` would choose it, more cheaply.
 
-    Where FAISS's float32 distances put the nearest candidate clearly ahead of the
+    Where the float32 distances put the nearest candidate clearly ahead of the
     second (by far more than float32 rounding), it is the exact nearest of the same
     candidate set, so no re-rank is needed; the other rows take the full path.  Both
     give the same cell, whatever the batch.
@@ -278,7 +279,7 @@ def homes_and_probes(
 
 
 #: A float32 nearest centroid is taken as is when the second is farther by this share of
-#: the squared norms involved (FAISS's float32 error measured here: below 3e-7).
+#: the squared norms involved (the float32 search's error: a few 1e-7 of them).
 _CLEAR_MARGIN = 1e-4
 
 
@@ -312,7 +313,7 @@ def data_home(q: Quantizer, x: np.ndarray) -> np.ndarray:
 
 def _nearest(points: np.ndarray, xc: np.ndarray, x32: np.ndarray, norms: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Index of the nearest of ``points`` for ``xc[rows]`` by exact float64 distance
-    (ties: lowest index); FAISS's float32 answer (``x32``, ``norms``: those rows in
+    (ties: lowest index); the float32 answer (``x32``, ``norms``: those rows in
     float32 and their squared norms) where it is clearly ahead of the second."""
     if len(points) == 1:
         return np.zeros(len(rows), dtype=np.int64)
