@@ -201,10 +201,9 @@ def synthesize(pdf: pd.DataFrame, spec: JoinGeneration, threads: int) -> pd.Data
     req = pdf.loc[~point].sort_values([QKEY, CHILD], kind="stable")
     pkeys = pts[KEY].to_numpy(np.int64)
     slot = np.searchsorted(pkeys, req[KEY].to_numpy(np.int64))
-    partner = pts[names].to_numpy()[slot] if len(req) else np.empty((0, len(names)), spec.dtype)
     ids = req[QKEY].to_numpy(np.int64)
     child = req[CHILD].to_numpy(np.int64)
-    base = req[names].to_numpy()
-    values = interpolate(base, partner, gaps(p.seed, spec.class_pos, ids, child), spec.dtype)
+    gap = gaps(p.seed, spec.class_pos, ids, child)
+    values = interpolate(req[names].to_numpy(), np.arange(len(req)), pts[names].to_numpy(), slot, gap, spec.dtype)
     columns = {name: values[:, j] for j, name in enumerate(p.features)}
     return finish_rows(columns, p, spec.value, ids, child, spec.class_pos)

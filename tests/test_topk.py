@@ -77,8 +77,8 @@ def test_same_neighbours_as_faiss(n_points, n_queries, m):
 def test_compiled_without_a_cache_location():
     """Where numba finds nowhere to cache (here: source without a file), the kernel is
     compiled in memory instead of failing the import."""
-    from distsmote.neighbors.topk import _compiled
+    from distsmote._numba import compiled
 
     namespace: dict = {}
     exec("def twice(x):\n    return 2 * x\n", namespace)  # noqa: S102 - a function with no source file
-    assert _compiled(nogil=True)(namespace["twice"])(21) == 42
+    assert compiled(nogil=True)(namespace["twice"])(21) == 42

@@ -1,6 +1,7 @@
 """Every use of FAISS in one place: import, threads, k-means, index construction,
 shipping, the per-process index cache and the IVF searches.  (The joins' flat searches
-of buckets and cells are :func:`distsmote.neighbors.topk.flat_topk`.)
+of buckets and cells are :func:`distsmote.neighbors.topk.flat_topk`, and the SMOTE
+family's IVF index is :mod:`distsmote.neighbors.lists`.)
 
 FAISS is imported lazily (it is heavy, and must not be loaded in a parent that later
 forks a searching child, faiss#5206).  Indexes travel as ``faiss.serialize_index``
@@ -138,24 +139,6 @@ def ivf_flat(centroids: np.ndarray, vectors: np.ndarray):
     return index
 
 
-def ivf_fp16(centroids: np.ndarray, sample: np.ndarray, vectors: np.ndarray):
-    """An ``IndexIVFScalarQuantizer`` (fp16 codes) over preset ``centroids``.
-
-    fp16 codes scan about twice as fast as float32 and lose nothing here: candidates
-    are re-ranked with exact float64 distances anyway.
-    """
-    fa = faiss()
-    d = centroids.shape[1]
-    quant = fa.IndexFlatL2(d)
-    quant.add(f32(centroids))
-    index = fa.IndexIVFScalarQuantizer(quant, d, len(centroids), fa.ScalarQuantizer.QT_fp16, fa.METRIC_L2)
-    index.own_fields = True
-    quant.this.disown()
-    index.train(f32(sample))  # the quantizer is already trained: this only sets up the codec
-    index.add(f32(vectors))
-    return index
-
-
 def hnsw(vectors: np.ndarray, m: int, ef_construction: int):
     """An ``IndexHNSWFlat``, built single-threaded (parallel insertion is not reproducible)."""
     fa = faiss()
@@ -168,11 +151,6 @@ def hnsw(vectors: np.ndarray, m: int, ef_construction: int):
     finally:
         fa.omp_set_num_threads(previous)
     return index
-
-
-def ivf_nearest_lists(index, x32: np.ndarray) -> np.ndarray:
-    """The nearest inverted list of each row (the IVF's own quantizer, float32)."""
-    return faiss().extract_index_ivf(index).quantizer.search(x32, 1)[1][:, 0]
 
 
 # -------------------------------------------------------------- shipping and cache

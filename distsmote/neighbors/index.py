@@ -1,10 +1,13 @@
 """The per-class index of the SMOTE family: build, ship and search with exact re-ranking.
 
 An index is built once on the driver from rows in canonical order (so ids are canonical
-row numbers), shipped as :class:`~distsmote.neighbors.faiss_ops.ShippedIndex` bytes and
-deserialized at most once per worker process.  Search results are re-ranked with exact
-float64 distances and ties are broken by id, so the neighbours chosen do not depend on
-FAISS's BLAS/direct code path or on thread counts.
+row numbers).  The exact and HNSW indexes are FAISS's, shipped as
+:class:`~distsmote.neighbors.faiss_ops.ShippedIndex` bytes and deserialized at most once
+per worker process; the IVF index is a :class:`~distsmote.neighbors.lists.ListIndex`
+(FAISS's k-means centroids and each row's list) searched with BLAS
+(:mod:`distsmote.neighbors.lists`).  Search results are re-ranked with exact float64
+distances and ties are broken by id, so the neighbours chosen do not depend on BLAS
+code paths or on thread counts.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from distsmote.neighbors import faiss_ops
 from distsmote.neighbors.exact import full_d2, pair_d2
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.faiss_ops import ShippedIndex, load_index, set_threads
+from distsmote.neighbors.lists import ListIndex, build_list_index, search_lists
+
+#: The index a class plan carries to its workers.
+SearchIndex = ShippedIndex | ListIndex
 
 
 def _train_sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -27,8 +34,8 @@ def _train_sample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     return x[pick]
 
 
-def build_index(x: np.ndarray, config: KnnConfig, seed: int) -> ShippedIndex:
-    """Build and serialize an index over ``x`` (float32, canonical order; id = row number).
+def build_index(x: np.ndarray, config: KnnConfig, seed: int) -> SearchIndex:
+    """Build an index over ``x`` (float32, canonical order; id = row number).
 
     Parameters
     ----------
@@ -40,15 +47,15 @@ def build_index(x: np.ndarray, config: KnnConfig, seed: int) -> ShippedIndex:
         Seed for the k-means sample and initialisation.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
-    if config.method == "exact":
-        index = faiss_ops.flat_index(x)
-    elif config.method == "ivf":
+    if config.method == "ivf":
         nlist = int(config.nlist or 1)
         sample = _train_sample(x, nlist * config.train_rows_per_cell, seed)
         centroids = faiss_ops.kmeans(
             sample, nlist, config.kmeans_iter, seed, max_points_per_centroid=max(config.train_rows_per_cell, 39)
         )
-        index = faiss_ops.ivf_fp16(centroids, sample, x)
+        return build_list_index(x, centroids, config.nprobe)
+    if config.method == "exact":
+        index = faiss_ops.flat_index(x)
     elif config.method == "hnsw":
         index = faiss_ops.hnsw(x, config.hnsw_m, config.hnsw_ef_construction)
     else:  # pragma: no cover - resolve() never returns other methods
@@ -114,7 +121,7 @@ def brute_force_neighbors(points: np.ndarray, query_ids: np.ndarray, k: int) -> 
 
 
 def search_neighbors(
-    shipped: ShippedIndex,
+    shipped: SearchIndex,
     points: np.ndarray,
     query_ids: np.ndarray,
     k: int,
@@ -126,26 +133,20 @@ def search_neighbors(
     Rows for which the index returned fewer than ``k`` usable candidates (possible with
     IVF/HNSW on tiny or very clustered classes) fall back to exact brute force.
     """
-    set_threads(threads)
-    index = load_index(shipped)
-    n = len(points)
-    n_cand = min(n, k + 1 + extra)
-    queries = np.ascontiguousarray(points[query_ids], dtype=np.float32)
-    if shipped.method == "ivf":
-        # Visiting queries cell by cell keeps each inverted list in cache (~40 % faster).
-        order = np.argsort(faiss_ops.ivf_nearest_lists(index, queries), kind="stable")
-        cand = np.empty((len(queries), n_cand), dtype=np.int64)
-        cand[order] = index.search(queries[order], n_cand)[1]
+    if isinstance(shipped, ListIndex):
+        nbrs = search_lists(shipped, points, query_ids, k, extra)
     else:
-        cand = index.search(queries, n_cand)[1]
-    nbrs = exact_rerank(points, query_ids, cand, k)
+        set_threads(threads)
+        queries = np.ascontiguousarray(points[query_ids], dtype=np.float32)
+        cand = load_index(shipped).search(queries, min(len(points), k + 1 + extra))[1]
+        nbrs = exact_rerank(points, query_ids, cand, k)
     short = np.flatnonzero((nbrs < 0).any(axis=1))
     if len(short):
         nbrs[short] = brute_force_neighbors(points, query_ids[short], k)
     return nbrs
 
 
-def measured_recall(x: np.ndarray, shipped: ShippedIndex, k: int, extra: int, seed: int,
+def measured_recall(x: np.ndarray, shipped: SearchIndex, k: int, extra: int, seed: int,
                     sample: int = 256) -> float:
     """Recall@k of an approximate index on a deterministic sample of its own rows.
 
@@ -168,6 +169,6 @@ def measured_recall(x: np.ndarray, shipped: ShippedIndex, k: int, extra: int, se
 
 
 __all__ = [
-    "ShippedIndex", "build_index", "exact_rerank", "brute_force_neighbors", "load_index", "measured_recall",
+    "SearchIndex", "ShippedIndex", "build_index", "exact_rerank", "brute_force_neighbors", "load_index", "measured_recall",
     "search_neighbors",
 ]

@@ -18,25 +18,9 @@ here as for FAISS: a few float32 ulps of the squared norms, far below its 1e-5).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
-from numba import njit
 
-
-def _compiled(**options) -> Callable:
-    """``numba.njit`` with its on-disk cache where one can be written: beside the
-    module, else in the user's cache directory.  Where neither is writable (a
-    read-only install run by a user without a home directory) numba refuses to cache
-    at all, and the kernels are compiled once per process instead (about a second)."""
-
-    def wrap(fn: Callable) -> Callable:
-        try:
-            return njit(cache=True, **options)(fn)
-        except RuntimeError:
-            return njit(**options)(fn)
-
-    return wrap
+from distsmote._numba import compiled
 
 
 #: Queries per BLAS block (a 256 × 2 048 float32 block is 2 MiB).
@@ -48,7 +32,7 @@ QUERY_BLOCK = 256
 _LANES = 8
 
 
-@_compiled(nogil=True, boundscheck=False)
+@compiled(nogil=True, boundscheck=False)
 def _insert(best: np.ndarray, where: np.ndarray, v: float, j: int) -> float:
     """Insert ``v`` (column ``j``) into the ascending ``best``; returns the new last."""
     p = len(best) - 1
@@ -63,7 +47,7 @@ def _insert(best: np.ndarray, where: np.ndarray, v: float, j: int) -> float:
 
 # ``nnan`` lets the minimum of each group of lanes vectorise (distances of finite
 # float32 rows are never NaN); infinities keep their meaning.
-@_compiled(nogil=True, boundscheck=False, fastmath={"nnan"})
+@compiled(nogil=True, boundscheck=False, fastmath={"nnan"})
 def _keep_smallest(block: np.ndarray, qn: np.ndarray, dist: np.ndarray, ids: np.ndarray, row0: int) -> None:
     """Rows ``row0 …`` of ``dist`` / ``ids``: the ``m`` smallest values of each row of
     ``block`` plus that row's ``qn``, ascending (ties: lower column first), and their
@@ -92,6 +76,35 @@ def _keep_smallest(block: np.ndarray, qn: np.ndarray, dist: np.ndarray, ids: np.
         for p in range(m):
             dist[row0 + i, p] = best[p] + qn[i]
             ids[row0 + i, p] = where[p]
+
+
+@compiled(nogil=True, boundscheck=False, fastmath={"nnan"})
+def _keep_running(block: np.ndarray, qn: np.ndarray, rows: np.ndarray, col_ids: np.ndarray,
+                  dist: np.ndarray, ids: np.ndarray) -> None:
+    """Merge each row of ``block`` (plus that row's ``qn``) into the running ``m``
+    smallest of query ``rows[i]``: ``dist[rows[i]]`` (ascending) and ``ids[rows[i]]``,
+    storing ``col_ids[j]`` for column ``j``.  A value equal to a kept one goes after
+    it, so among equal values the first merged stays first."""
+    n, cols = block.shape
+    m = dist.shape[1]
+    whole = cols - cols % _LANES
+    for i in range(n):
+        best = dist[rows[i]]
+        where = ids[rows[i]]
+        worst = best[m - 1]
+        row = block[i]
+        s = qn[i]
+        for j0 in range(0, whole, _LANES):
+            low = row[j0]
+            for j in range(j0 + 1, j0 + _LANES):
+                low = min(low, row[j])
+            if low + s < worst:
+                for j in range(j0, j0 + _LANES):
+                    if row[j] + s < worst:
+                        worst = _insert(best, where, row[j] + s, col_ids[j])
+        for j in range(whole, cols):
+            if row[j] + s < worst:
+                worst = _insert(best, where, row[j] + s, col_ids[j])
 
 
 def flat_topk(points: np.ndarray, x32: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

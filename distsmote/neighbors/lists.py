@@ -1,0 +1,209 @@
+"""Inverted lists searched with BLAS: the approximate index of the SMOTE family.
+
+A :class:`ListIndex` is k-means centroids and each row's nearest centroid (its list).
+A query is searched in the rows of its ``nprobe`` nearest lists, list by list: one BLAS
+product per list for all the queries probing it, centred on the list's centroid, and
+a compiled selection that merges the list into each query's running ``m`` nearest
+(:func:`~distsmote.neighbors.topk._keep_running`).  Once a query's first lists are
+merged its ``m``-th distance is small, and most of a later list's values fail a single
+test per group of eight.
+
+FAISS's IVF scan (fp16 codes) took about 35 µs per query on 400 000 rows of 16
+features (24 of 1 264 lists, 14 candidates, one thread), most of it keeping each
+query's heap; this search takes about 22 µs for the same candidates.
+
+The float32 candidates are re-ranked with exact float64 distances; a query whose
+``m``-th float32 distance is too close to its ``k``-th exact one for rounding to be
+ruled out is searched again in float64 over the rows of its lists.  So the neighbours
+are exactly the ``k`` nearest rows of the probed lists, ties by id, whatever BLAS
+does, the batch a query is searched in or the threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from distsmote.neighbors import faiss_ops
+from distsmote.neighbors.exact import pair_d2
+from distsmote.neighbors.topk import _keep_running, flat_topk
+
+#: Rows assigned to their list per block when an index is built.
+_ASSIGN_ROWS = 1 << 16
+#: Bound on the float32 rounding of a squared distance, relative to the squared norms
+#: involved (as :func:`distsmote.neighbors.exact.float32_slack`: generous).
+_ROUNDING = 1e-5
+
+
+@dataclass(frozen=True)
+class ListIndex:
+    """What a worker needs to search a class's rows by lists (they travel with it).
+
+    Attributes
+    ----------
+    token : str
+        Hash of the centroids, the lists and the rows: the per-process cache key.
+    centroids : ndarray of shape (nlist, d), float32
+    lists : ndarray of shape (n,), int32
+        The list of each row: its nearest centroid (float32 distances).
+    nprobe : int
+        Lists searched per query.
+    method : str
+        ``"ivf"``, as the configs name it.
+    """
+
+    token: str
+    centroids: np.ndarray
+    lists: np.ndarray
+    nprobe: int
+    method: str = "ivf"
+
+
+def build_list_index(x32: np.ndarray, centroids: np.ndarray, nprobe: int) -> ListIndex:
+    """Assign the rows of ``x32`` (float32, canonical order) to their nearest centroid."""
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    center = _center(centroids)
+    quantizer = faiss_ops.flat_index(centroids - center)  # FAISS's argmin: 3× faster for one nearest
+    lists = np.empty(len(x32), np.int32)
+    for a in range(0, len(x32), _ASSIGN_ROWS):
+        lists[a : a + _ASSIGN_ROWS] = quantizer.search(faiss_ops.f32(x32[a : a + _ASSIGN_ROWS] - center), 1)[1][:, 0]
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (centroids, lists, np.ascontiguousarray(x32)):
+        digest.update(part.tobytes())
+    return ListIndex(digest.hexdigest(), centroids, lists, int(nprobe))
+
+
+def _center(centroids: np.ndarray) -> np.ndarray:
+    """Where the probe search is centred (float32 cancellation grows with the norms)."""
+    return centroids.mean(0, dtype=np.float64).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A list index made ready to search: rows in list order, each list centred on its
+    centroid, as the right-hand side ``[-2x; ‖x‖²]`` of the BLAS products."""
+
+    order: np.ndarray  # canonical row of each position
+    offsets: np.ndarray  # positions of list l: offsets[l] .. offsets[l + 1]
+    rhs: np.ndarray  # (d + 1, n) float32
+    norms: np.ndarray  # largest ‖x − c‖² of each list (float64), for the rounding bound
+
+
+_CACHE: OrderedDict[str, _Table] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8
+
+
+def _table(index: ListIndex, points: np.ndarray) -> _Table:
+    """The search table of ``index`` over its ``points``, built once per process."""
+    with _CACHE_LOCK:
+        table = _CACHE.get(index.token)
+        if table is not None:
+            _CACHE.move_to_end(index.token)
+            return table
+    order = np.argsort(index.lists, kind="stable")
+    lists = index.lists[order]
+    offsets = np.searchsorted(lists, np.arange(len(index.centroids) + 1))
+    xc = np.asarray(points[order], dtype=np.float32) - index.centroids[lists]
+    d = xc.shape[1]
+    rhs = np.empty((d + 1, len(xc)), np.float32)
+    np.multiply(xc.T, np.float32(-2.0), out=rhs[:d])
+    rhs[d] = np.einsum("ij,ij->i", xc, xc)
+    norms = np.zeros(len(index.centroids))
+    np.maximum.at(norms, lists, rhs[d].astype(np.float64))
+    table = _Table(order, offsets, rhs, norms)
+    with _CACHE_LOCK:
+        _CACHE[index.token] = table
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return table
+
+
+def probe_lists(index: ListIndex, q32: np.ndarray) -> np.ndarray:
+    """The ``nprobe`` nearest lists of each query (at most as many as there are lists)."""
+    center = _center(index.centroids)
+    return flat_topk(index.centroids - center, q32 - center, min(index.nprobe, len(index.centroids)))[1]
+
+
+def _candidates(index: ListIndex, table: _Table, q32: np.ndarray, probes: np.ndarray, m: int):
+    """Float32 ``m`` nearest of each query among its probed lists' rows: squared
+    distances, canonical ids (``inf`` / ``-1`` where fewer) and each query's bound on
+    their rounding."""
+    n, d = q32.shape
+    dist = np.full((n, m), np.inf, np.float32)
+    ids = np.full((n, m), -1, np.int64)
+    scale = np.zeros(n)
+    flat = probes.reshape(-1)
+    pairs = np.argsort(flat, kind="stable")  # (query, list) pairs, list by list
+    lists = flat[pairs]
+    cuts = np.flatnonzero(np.r_[True, lists[1:] != lists[:-1], True])
+    lhs = np.empty((n, d + 1), np.float32)
+    for a, e in zip(cuts[:-1], cuts[1:]):
+        lst = lists[a]
+        lo, hi = table.offsets[lst], table.offsets[lst + 1]
+        if hi == lo:
+            continue
+        rows = pairs[a:e] // probes.shape[1]  # a query probes a list once
+        block = lhs[: len(rows)]
+        np.subtract(q32[rows], index.centroids[lst], out=block[:, :d])
+        block[:, d] = 1.0
+        qn = np.einsum("ij,ij->i", block[:, :d], block[:, :d])
+        _keep_running(block @ table.rhs[:, lo:hi], qn, rows, table.order[lo:hi], dist, ids)
+        scale[rows] = np.maximum(scale[rows], qn + table.norms[lst])
+    return dist, ids, _ROUNDING * scale + 1e-300
+
+
+def search_lists(index: ListIndex, points: np.ndarray, query_ids: np.ndarray, k: int, extra: int) -> np.ndarray:
+    """The ``k`` nearest other rows of each query row among its probed lists' rows.
+
+    Parameters
+    ----------
+    index : ListIndex
+    points : ndarray of shape (n, d)
+        The indexed rows, canonical order (any float dtype holding the same values).
+    query_ids : ndarray of shape (q,)
+        Canonical ids of the query rows.
+    k : int
+        Neighbours wanted.
+    extra : int
+        Float32 candidates kept beyond ``k + 1`` for the exact re-rank.
+
+    Returns
+    -------
+    ndarray of shape (q, k), int64
+        Neighbour ids by (exact squared distance, id); ``-1`` where the probed lists
+        hold fewer than ``k`` other rows.
+    """
+    from distsmote.neighbors.index import exact_rerank  # index.py imports this module
+
+    table = _table(index, points)
+    q32 = np.ascontiguousarray(points[query_ids], dtype=np.float32)
+    probes = probe_lists(index, q32)
+    m = min(len(points), k + 1 + extra)
+    f32, cand, eta = _candidates(index, table, q32, probes, m)
+    nbrs = exact_rerank(points, query_ids, cand, k)
+    # A row the float32 search left out could tie with or beat the k-th kept one only if
+    # the m-th float32 distance is within twice the rounding bound of the k-th exact one
+    # (with fewer than m candidates, every row of the lists is one).
+    kth = pair_d2(points[query_ids].astype(np.float64), points, np.maximum(nbrs[:, -1:], 0))[:, 0]
+    close = (cand[:, -1] >= 0) & (nbrs[:, -1] >= 0) & (f32[:, -1].astype(np.float64) - 2.0 * eta <= kth)
+    for i in np.flatnonzero(close):
+        nbrs[i] = _exact_in_lists(table, points, int(query_ids[i]), probes[i], k)
+    return nbrs
+
+
+def _exact_in_lists(table: _Table, points: np.ndarray, query: int, probes: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` nearest other rows of ``query`` among the rows of its ``probes``
+    lists, by float64 brute force, ties by id (``-1`` pads)."""
+    rows = np.concatenate([table.order[table.offsets[p] : table.offsets[p + 1]] for p in probes])
+    rows = rows[rows != query]
+    d2 = pair_d2(points[query : query + 1].astype(np.float64), points, rows[None, :])[0]
+    best = rows[np.lexsort((rows, d2))[:k]]
+    return np.pad(best, (0, k - len(best)), constant_values=-1)
+
+
+__all__ = ["ListIndex", "build_list_index", "probe_lists", "search_lists"]

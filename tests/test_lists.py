@@ -1,0 +1,87 @@
+"""The SMOTE family's IVF index (``distsmote.neighbors.lists``): each query's ``k``
+nearest other rows among the rows of its ``nprobe`` nearest lists, exactly (float64
+distances, ties by id), whatever the batch it is searched in."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from distsmote.neighbors.config import KnnConfig
+from distsmote.neighbors.index import build_index, search_neighbors
+from distsmote.neighbors.lists import ListIndex, build_list_index, probe_lists, search_lists
+
+
+def _in_lists(index: ListIndex, x: np.ndarray, q: int, k: int) -> np.ndarray:
+    """The reference: float64 brute force over the rows of the query's probed lists
+    (its nearest centroids in float64), ties by id."""
+    c = index.centroids.astype(np.float64)
+    near = np.argsort(((c - x[q].astype(np.float64)) ** 2).sum(1), kind="stable")[: index.nprobe]
+    rows = np.flatnonzero(np.isin(index.lists, near) & (np.arange(len(x)) != q))
+    d2 = ((x[rows].astype(np.float64) - x[q].astype(np.float64)) ** 2).sum(1)
+    best = rows[np.lexsort((rows, d2))[:k]]
+    return np.pad(best, (0, k - len(best)), constant_values=-1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(2, 400),
+    d=st.integers(1, 8),
+    nlist=st.integers(1, 12),
+    nprobe=st.integers(1, 14),
+    k=st.integers(1, 7),
+    extra=st.integers(0, 3),
+    grid=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_the_k_nearest_of_the_probed_lists(n, d, nlist, nprobe, k, extra, grid, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 3, size=(n, d)).astype(np.float32)
+    if grid:  # integer features: many exact ties and duplicate rows
+        x = np.round(x / 2).astype(np.float32)
+    centroids = x[rng.choice(n, size=min(nlist, n), replace=False)] + rng.normal(0, 0.1, size=(min(nlist, n), d))
+    index = build_list_index(x, centroids.astype(np.float32), nprobe)
+    queries = np.sort(rng.choice(n, size=min(n, 40), replace=False))
+    k = min(k, n - 1)
+    got = search_lists(index, x, queries, k, extra)
+    for row, q in zip(got, queries):
+        want = _in_lists(index, x, int(q), k)
+        # The probed lists are the nearest centroids in float32; where two centroids tie
+        # at the last probe, either may be probed, so compare only clear cases.
+        c = index.centroids.astype(np.float64)
+        dc = np.sort(((c - x[q].astype(np.float64)) ** 2).sum(1))
+        if index.nprobe < len(dc) and dc[index.nprobe] - dc[index.nprobe - 1] < 1e-4 * (1 + dc[index.nprobe]):
+            continue
+        assert np.array_equal(row, want), (q, row, want)
+
+
+def test_a_query_gets_the_same_neighbours_in_any_batch_and_dtype():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 4, size=(16, 8))
+    x = (centres[rng.integers(0, 16, 20_000)] + rng.normal(0, 1, size=(20_000, 8))).astype(np.float32)
+    x[5000:5100] = x[4000]  # a hundred copies of one row: ties beyond the candidates
+    index = build_index(x, KnnConfig(method="ivf", nlist=100, nprobe=6), seed=0)
+    assert isinstance(index, ListIndex)
+    queries = np.arange(3000, 6000)
+    whole = search_neighbors(index, x, queries, 5, 8, 1)
+    pieces = np.concatenate([search_neighbors(index, x, queries[a:a + 257], 5, 8, 1)
+                             for a in range(0, len(queries), 257)])
+    wide = search_neighbors(index, x.astype(np.float64), queries, 5, 8, 1)
+    assert np.array_equal(whole, pieces) and np.array_equal(whole, wide)
+    # The copies' neighbours are other copies, lowest ids first.
+    assert np.array_equal(whole[1000], [5000, 5001, 5002, 5003, 5004])
+    assert np.array_equal(whole[2000], [4000, 5001, 5002, 5003, 5004])
+
+
+def test_probes_are_the_nearest_lists_and_no_more_than_there_are():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3)).astype(np.float32)
+    index = build_list_index(x, x[:7], nprobe=24)
+    probes = probe_lists(index, x[:50])
+    assert probes.shape == (50, 7)
+    d2 = ((x[:50, None, :] - x[None, :7, :]) ** 2).sum(-1)
+    assert np.array_equal(np.sort(probes, 1), np.tile(np.arange(7), (50, 1)))
+    assert (np.take_along_axis(d2, probes, 1)[:, :-1] <= np.take_along_axis(d2, probes, 1)[:, 1:] + 1e-6).all()
+    # Every row is in its nearest list.
+    assert np.array_equal(index.lists, ((x[:, None, :] - x[None, :7, :]) ** 2).sum(-1).argmin(1))
