@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.index import build_index, search_neighbors
-from distsmote.neighbors.lists import ListIndex, build_list_index, probe_lists, search_lists
+from distsmote.neighbors.lists import (
+    ListIndex,
+    build_list_index,
+    probe_lists,
+    search_lists,
+)
 
 
 def _in_lists(index: ListIndex, x: np.ndarray, q: int, k: int) -> np.ndarray:

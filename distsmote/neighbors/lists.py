@@ -25,6 +25,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -142,7 +143,7 @@ def _candidates(index: ListIndex, table: _Table, q32: np.ndarray, probes: np.nda
     lists = flat[pairs]
     cuts = np.flatnonzero(np.r_[True, lists[1:] != lists[:-1], True])
     lhs = np.empty((n, d + 1), np.float32)
-    for a, e in zip(cuts[:-1], cuts[1:]):
+    for a, e in pairwise(cuts):
         lst = lists[a]
         lo, hi = table.offsets[lst], table.offsets[lst + 1]
         if hi == lo:
