@@ -88,7 +88,7 @@ class _Table:
     """A list index made ready to search: rows in list order, each list centred on its
     centroid, as the right-hand side ``[-2x; ‖x‖²]`` of the BLAS products."""
 
-    order: np.ndarray  # canonical row of each position
+    order: np.ndarray  # canonical row of each position (int32 below 2³¹ rows)
     offsets: np.ndarray  # positions of list l: offsets[l] .. offsets[l + 1]
     rhs: np.ndarray  # (d + 1, n) float32
     norms: np.ndarray  # largest ‖x − c‖² of each list (float64), for the rounding bound
@@ -107,6 +107,7 @@ def _table(index: ListIndex, points: np.ndarray) -> _Table:
             _CACHE.move_to_end(index.token)
             return table
     order = np.argsort(index.lists, kind="stable")
+    order = order.astype(np.int32) if len(order) < 2**31 else order
     lists = index.lists[order]
     offsets = np.searchsorted(lists, np.arange(len(index.centroids) + 1))
     xc = np.asarray(points[order], dtype=np.float32) - index.centroids[lists]
