@@ -13,6 +13,8 @@ from distsmote.neighbors.index import build_index, search_neighbors
 from distsmote.neighbors.lists import (
     ListIndex,
     build_list_index,
+    list_candidates,
+    list_table,
     probe_lists,
     search_lists,
 )
@@ -90,3 +92,31 @@ def test_probes_are_the_nearest_lists_and_no_more_than_there_are():
     assert (np.take_along_axis(d2, probes, 1)[:, :-1] <= np.take_along_axis(d2, probes, 1)[:, 1:] + 1e-6).all()
     # Every row is in its nearest list.
     assert np.array_equal(index.lists, ((x[:, None, :] - x[None, :7, :]) ** 2).sum(-1).argmin(1))
+
+
+def test_a_limit_keeps_the_nearest_rows_within_it_and_no_others():
+    """The broadcast-query join passes each query's bound as a limit: rows at or beyond
+    it are never kept, and the nearest rows within it are."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 6)).astype(np.float32)
+    centroids = x[:40].copy()
+    lists = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(-1).argmin(1)
+    table = list_table(x, lists, centroids)
+    q = rng.normal(size=(60, 6)).astype(np.float32)
+    d2 = ((q[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
+    limit = np.quantile(d2, rng.uniform(0.0, 0.02, size=60), axis=1).diagonal()
+    probes = np.tile(np.arange(40), (60, 1))
+    for m in (4, 200):
+        dist, ids, eta = list_candidates(table, centroids, q, probes, m, limit=limit)
+        for i in range(60):
+            inside = np.flatnonzero(d2[i] < limit[i] - 1e-4)
+            outside = np.flatnonzero(d2[i] > limit[i] + 1e-4)
+            got = ids[i][ids[i] >= 0]
+            assert not np.isin(got, outside).any()
+            want = inside[np.argsort(d2[i, inside], kind="stable")][:m]
+            if len(inside) <= m:
+                assert np.isin(want, got).all()
+            else:
+                assert np.array_equal(np.sort(got[: len(want)]), np.sort(want)) or \
+                    np.abs(np.sort(d2[i, got]) - np.sort(d2[i, want])).max() < 1e-4
+            assert (np.abs(dist[i][ids[i] >= 0] - d2[i, got]) <= eta[i]).all()

@@ -1,7 +1,7 @@
 """Every use of FAISS in one place: import, threads, k-means, index construction,
-shipping, the per-process index cache and the IVF searches.  (The joins' flat searches
-of buckets and cells are :func:`distsmote.neighbors.topk.flat_topk`, and the SMOTE
-family's IVF index is :mod:`distsmote.neighbors.lists`.)
+shipping and the per-process index cache.  (The joins' flat searches of buckets and
+cells are :func:`distsmote.neighbors.topk.flat_topk`; the SMOTE family's IVF index and
+the broadcast-query join search inverted lists with :mod:`distsmote.neighbors.lists`.)
 
 FAISS is imported lazily (it is heavy, and must not be loaded in a parent that later
 forks a searching child, faiss#5206).  Indexes travel as ``faiss.serialize_index``
@@ -103,27 +103,6 @@ def flat_index(points: np.ndarray):
 
 
 # ------------------------------------------------------------------- IVF indexes
-
-
-def ivf_on_lists(centroids: np.ndarray, vectors: np.ndarray, ids: np.ndarray, lists: np.ndarray):
-    """An ``IndexIVFFlat`` over ``centroids`` whose inverted lists are given, not
-    computed: row ``i`` of ``vectors`` goes to list ``lists[i]`` with id ``ids[i]``."""
-    fa = faiss()
-    d = centroids.shape[1]
-    quant = fa.IndexFlatL2(d)
-    quant.add(f32(centroids))
-    index = fa.IndexIVFFlat(quant, d, len(centroids), fa.METRIC_L2)  # keeps ``quant`` referenced
-    # The arrays stay referenced until add_core has copied them.
-    vecs, ids, lists = f32(vectors), np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(lists, np.int64)
-    index.add_core(len(vecs), fa.swig_ptr(vecs), fa.swig_ptr(ids), fa.swig_ptr(lists))
-    return index
-
-
-def search_lists(index, x32: np.ndarray, m: int, lists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Search each row of ``x32`` in the inverted lists named by its row of ``lists``
-    (``IndexIVF.search_preassigned``): float32 squared distances and ids."""
-    index.nprobe = lists.shape[1]
-    return index.search_preassigned(x32, m, np.ascontiguousarray(lists, dtype=np.int64), None)
 
 
 def ivf_flat(centroids: np.ndarray, vectors: np.ndarray):

@@ -84,40 +84,45 @@ def _center(centroids: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Table:
-    """A list index made ready to search: rows in list order, each list centred on its
-    centroid, as the right-hand side ``[-2x; ‖x‖²]`` of the BLAS products."""
+class ListTable:
+    """Rows laid out list by list, each list centred on its centroid, as the right-hand
+    side ``[-2x; ‖x‖²]`` of the BLAS products."""
 
-    order: np.ndarray  # canonical row of each position (int32 below 2³¹ rows)
+    order: np.ndarray  # the caller's row of each position (int32 below 2³¹ rows)
     offsets: np.ndarray  # positions of list l: offsets[l] .. offsets[l + 1]
     rhs: np.ndarray  # (d + 1, n) float32
     norms: np.ndarray  # largest ‖x − c‖² of each list (float64), for the rounding bound
 
 
-_CACHE: OrderedDict[str, _Table] = OrderedDict()
+def list_table(x: np.ndarray, lists: np.ndarray, centroids: np.ndarray) -> ListTable:
+    """The table of rows ``x`` in lists ``lists`` (one per row) of ``centroids``."""
+    order = np.argsort(lists, kind="stable")
+    order = order.astype(np.int32) if len(order) < 2**31 else order
+    lists = lists[order]
+    offsets = np.searchsorted(lists, np.arange(len(centroids) + 1))
+    xc = np.asarray(x[order], dtype=np.float32) - centroids[lists]
+    d = xc.shape[1]
+    rhs = np.empty((d + 1, len(xc)), np.float32)
+    np.multiply(xc.T, np.float32(-2.0), out=rhs[:d])
+    rhs[d] = np.einsum("ij,ij->i", xc, xc)
+    norms = np.zeros(len(centroids))
+    np.maximum.at(norms, lists, rhs[d].astype(np.float64))
+    return ListTable(order, offsets, rhs, norms)
+
+
+_CACHE: OrderedDict[str, ListTable] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 8
 
 
-def _table(index: ListIndex, points: np.ndarray) -> _Table:
+def _table(index: ListIndex, points: np.ndarray) -> ListTable:
     """The search table of ``index`` over its ``points``, built once per process."""
     with _CACHE_LOCK:
         table = _CACHE.get(index.token)
         if table is not None:
             _CACHE.move_to_end(index.token)
             return table
-    order = np.argsort(index.lists, kind="stable")
-    order = order.astype(np.int32) if len(order) < 2**31 else order
-    lists = index.lists[order]
-    offsets = np.searchsorted(lists, np.arange(len(index.centroids) + 1))
-    xc = np.asarray(points[order], dtype=np.float32) - index.centroids[lists]
-    d = xc.shape[1]
-    rhs = np.empty((d + 1, len(xc)), np.float32)
-    np.multiply(xc.T, np.float32(-2.0), out=rhs[:d])
-    rhs[d] = np.einsum("ij,ij->i", xc, xc)
-    norms = np.zeros(len(index.centroids))
-    np.maximum.at(norms, lists, rhs[d].astype(np.float64))
-    table = _Table(order, offsets, rhs, norms)
+    table = list_table(points, index.lists, index.centroids)
     with _CACHE_LOCK:
         _CACHE[index.token] = table
         while len(_CACHE) > _CACHE_SIZE:
@@ -131,12 +136,39 @@ def probe_lists(index: ListIndex, q32: np.ndarray) -> np.ndarray:
     return flat_topk(index.centroids - center, q32 - center, min(index.nprobe, len(index.centroids)))[1]
 
 
-def _candidates(index: ListIndex, table: _Table, q32: np.ndarray, probes: np.ndarray, m: int):
-    """Float32 ``m`` nearest of each query among its probed lists' rows: squared
-    distances, canonical ids (``inf`` / ``-1`` where fewer) and each query's bound on
-    their rounding."""
+def list_candidates(table: ListTable, centroids: np.ndarray, q32: np.ndarray, probes: np.ndarray,
+                    m: int, limit: np.ndarray | None = None):
+    """Float32 ``m`` nearest of each query among the rows of its probed lists.
+
+    Parameters
+    ----------
+    table : ListTable
+    centroids : ndarray of shape (nlist, d), float32
+        The lists' centroids, in the frame of ``q32`` and of the table's rows.
+    q32 : ndarray of shape (q, d), float32
+    probes : ndarray of shape (q, p)
+        The lists each query is searched in (each at most once per query; ``-1``: none).
+    m : int
+        Candidates kept per query.
+    limit : ndarray of shape (q,), optional
+        Squared distances at and beyond which rows are not kept (a known bound on the
+        distances wanted: most values then fail the first test).
+
+    Returns
+    -------
+    dist, ids : ndarrays of shape (q, m)
+        Float32 squared distances, ascending, and the table's ``order`` entries of the
+        rows (``inf`` or the limit / ``-1`` where fewer rows qualify); among equal
+        distances, lists in ascending order and rows in table order.
+    eta : ndarray of shape (q,)
+        A bound on each returned distance's float32 rounding.
+    """
     n, d = q32.shape
     dist = np.full((n, m), np.inf, np.float32)
+    if limit is not None:
+        lim = limit.astype(np.float32)
+        lim = np.where(lim < limit, np.nextafter(lim, np.float32(np.inf)), lim)  # rounded up
+        dist[:] = lim[:, None]
     ids = np.full((n, m), -1, np.int64)
     scale = np.zeros(n)
     flat = probes.reshape(-1)
@@ -146,12 +178,14 @@ def _candidates(index: ListIndex, table: _Table, q32: np.ndarray, probes: np.nda
     lhs = np.empty((n, d + 1), np.float32)
     for a, e in pairwise(cuts):
         lst = lists[a]
+        if lst < 0:  # no list
+            continue
         lo, hi = table.offsets[lst], table.offsets[lst + 1]
         if hi == lo:
             continue
         rows = pairs[a:e] // probes.shape[1]  # a query probes a list once
         block = lhs[: len(rows)]
-        np.subtract(q32[rows], index.centroids[lst], out=block[:, :d])
+        np.subtract(q32[rows], centroids[lst], out=block[:, :d])
         block[:, d] = 1.0
         qn = np.einsum("ij,ij->i", block[:, :d], block[:, :d])
         _keep_running(block @ table.rhs[:, lo:hi], qn, rows, table.order[lo:hi], dist, ids)
@@ -186,7 +220,7 @@ def search_lists(index: ListIndex, points: np.ndarray, query_ids: np.ndarray, k:
     q32 = np.ascontiguousarray(points[query_ids], dtype=np.float32)
     probes = probe_lists(index, q32)
     m = min(len(points), k + 1 + extra)
-    f32, cand, eta = _candidates(index, table, q32, probes, m)
+    f32, cand, eta = list_candidates(table, index.centroids, q32, probes, m)
     nbrs = exact_rerank(points, query_ids, cand, k)
     # A row the float32 search left out could tie with or beat the k-th kept one only if
     # the m-th float32 distance is within twice the rounding bound of the k-th exact one
@@ -198,7 +232,7 @@ def search_lists(index: ListIndex, points: np.ndarray, query_ids: np.ndarray, k:
     return nbrs
 
 
-def _exact_in_lists(table: _Table, points: np.ndarray, query: int, probes: np.ndarray, k: int) -> np.ndarray:
+def _exact_in_lists(table: ListTable, points: np.ndarray, query: int, probes: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` nearest other rows of ``query`` among the rows of its ``probes``
     lists, by float64 brute force, ties by id (``-1`` pads)."""
     rows = np.concatenate([table.order[table.offsets[p] : table.offsets[p + 1]] for p in probes])
@@ -208,4 +242,4 @@ def _exact_in_lists(table: _Table, points: np.ndarray, query: int, probes: np.nd
     return np.pad(best, (0, k - len(best)), constant_values=-1)
 
 
-__all__ = ["ListIndex", "build_list_index", "probe_lists", "search_lists"]
+__all__ = ["ListIndex", "ListTable", "build_list_index", "list_candidates", "list_table", "probe_lists", "search_lists"]

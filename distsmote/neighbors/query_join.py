@@ -10,12 +10,13 @@ queries are broadcast instead, and the data never moves.
    points).
 2. *Search.*  Each data partition assigns its rows to their home cell (the same rule as
    the shuffle join; a row of a query class is a query, whose home the driver already
-   found), makes them the inverted lists of a FAISS IVF index over the
-   broadcast cells and searches every query in the cells it probes, with the shuffle
-   join's exact re-ranking; each query keeps its ``k + 1`` nearest per partition,
-   copies counted, but only those within its *bound*: the driver's exact distance to
-   the farthest of ``k + 1`` query rows in its home cell (:func:`query_bounds`).
-   Most partitions then send nothing for most queries.
+   found), lays them out as the inverted lists of the broadcast cells and searches
+   every query in the cells it probes (:func:`~distsmote.neighbors.lists.list_candidates`),
+   with the shuffle join's exact re-ranking; each query keeps its ``k + 1`` nearest per
+   partition, copies counted, but only those within its *bound*: the driver's exact
+   distance to the farthest of ``k + 1`` query rows in its home cell
+   (:func:`query_bounds`).  The search itself skips rows beyond the bound, and most
+   partitions send nothing for most queries.
 3. *Merge.*  Shuffle the partial candidates by query key, add up the copies of a row
    found in several partitions, drop one copy of the query itself, keep the ``k``
    nearest and run the ``finish`` function.
@@ -38,12 +39,11 @@ import pandas as pd
 
 from distsmote._faults import fault_point
 from distsmote.engines.base import Engine
-from distsmote.neighbors import faiss_ops
 from distsmote.neighbors.bucket_search import BUCKET_EXTRA
 from distsmote.neighbors.cells import Quantizer, home_and_probes, homes_and_probes
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.exact import float32_slack, full_d2, merge_partial, pair_d2, take_k
-from distsmote.neighbors.faiss_ops import set_threads
+from distsmote.neighbors.lists import list_candidates, list_table
 from distsmote.neighbors.join_plan import ROWS_PER_PARTITION, JoinInfo, plan_cells, query_mask, resolve_mode
 from distsmote.neighbors.table import CLS, KEY, MULT, TableSource, edge_meta, feature_names, partial_meta
 
@@ -85,26 +85,30 @@ def _homes(p: _QueryPayload, x: np.ndarray, keys: np.ndarray, cls: np.ndarray, t
     return home
 
 
-def _ivf_candidates(p: _QueryPayload, x: np.ndarray, home: np.ndarray, width: int, threads: int):
-    """FAISS float32 candidates of every query among this partition's rows in the cells
-    it probes: one IVF search whose inverted lists are the rows' home cells."""
+def _candidates(p: _QueryPayload, x: np.ndarray, home: np.ndarray, width: int):
+    """Float32 candidates of every query among this partition's rows in the cells it
+    probes (lists = the rows' home cells), only rows that may lie within the query's
+    bound, and the bound on their rounding (as in the shuffle join)."""
     q = p.quantizer
     xs = np.ascontiguousarray(x - q.center, dtype=np.float32)
-    index = faiss_ops.ivf_on_lists(q.centroids, xs, np.arange(len(x)), home)
-    set_threads(threads)
     xq = np.ascontiguousarray(p.x - q.center, dtype=np.float32)
-    f32, cand = faiss_ops.search_lists(index, xq, width, p.probes)
-    # Bound on float32 rounding of a distance, per query (as in the shuffle join).
-    return f32, cand, float32_slack(xq, xs)
+    eta = float32_slack(xq, xs)
+    centroids = q.centroids.astype(np.float32)
+    # A row whose float32 distance is past its query's bound by more than the rounding
+    # cannot be within the bound: most rows of most partitions fail one test per group.
+    f32, cand, _ = list_candidates(list_table(xs, home, centroids), centroids, xq, p.probes, width,
+                                   limit=p.bound + 2.0 * eta)
+    return f32, cand, eta
 
 
 def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.DataFrame:
     """Each query's ``k + 1`` nearest rows of this partition, copies counted.
 
-    One FAISS IVF search over the partition (lists = home cells) gives float32
-    candidates; they are re-ranked with exact float64 distances, ties by key, and a
-    query whose candidates could hide a tie or a closer row is searched again exactly
-    over the rows of the cells it probes.
+    One search of inverted lists over the partition (lists = home cells,
+    :func:`~distsmote.neighbors.lists.list_candidates`, rows beyond each query's bound
+    skipped) gives float32 candidates; they are re-ranked with exact float64 distances,
+    ties by key, and a query whose candidates could hide a tie or a closer row is
+    searched again exactly over the rows of the cells it probes.
     """
     fault_point("join.search")
     keys, cls, mult = pdf[KEY].to_numpy(np.int64), pdf[CLS].to_numpy(np.int32), pdf[MULT].to_numpy(np.int64)
@@ -118,11 +122,10 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     x, keys, cls, mult, home = x[order], keys[order], cls[order], mult[order], home[order]
     need = p.k + 1  # copies: the query's own copy is dropped later, once
     width = min(len(x), need + BUCKET_EXTRA)
-    f32, cand, eta = _ivf_candidates(p, x, home, width, threads)
-    # Only queries with a candidate that may lie within their bound go on: FAISS's
-    # nearest is within ``eta`` of the exact distance, and rows it did not return are
-    # farther still.  In most partitions that leaves few of the queries.
-    live = np.flatnonzero((cand[:, 0] >= 0) & (f32[:, 0] - 2.0 * eta <= p.bound))
+    f32, cand, eta = _candidates(p, x, home, width)
+    # Only queries with a candidate go on (one within their bound, give or take the
+    # rounding): in most partitions that leaves few of the queries.
+    live = np.flatnonzero(cand[:, 0] >= 0)
     f32, cand, eta, xq, probes = f32[live], cand[live], eta[live], p.x[live], p.probes[live]
     valid = cand >= 0
     safe = np.where(valid, cand, 0)
@@ -132,7 +135,7 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     eff = np.where(np.isfinite(d2), mult[cand], 0)
     keep, take, total = take_k(eff, need)
     last = np.where(keep, d2, -np.inf).max(axis=1)
-    full = valid.all(axis=1)  # FAISS may have left rows out
+    full = valid.all(axis=1)  # the search may have left rows out
     vague = np.flatnonzero(full & ((last >= f32[:, -1].astype(np.float64) - 2.0 * eta) | (total < need)))
     qi, c = np.nonzero(keep)
     found = [(qi, cand[qi, c], d2[qi, c], take[qi, c])]
