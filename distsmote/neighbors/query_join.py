@@ -42,10 +42,30 @@ from distsmote.engines.base import Engine
 from distsmote.neighbors.bucket_search import BUCKET_EXTRA
 from distsmote.neighbors.cells import Quantizer, home_and_probes, homes_and_probes
 from distsmote.neighbors.config import KnnConfig
-from distsmote.neighbors.exact import float32_slack, full_d2, merge_partial, pair_d2, take_k
+from distsmote.neighbors.exact import (
+    float32_slack,
+    full_d2,
+    merge_partial,
+    pair_d2,
+    take_k,
+)
+from distsmote.neighbors.join_plan import (
+    ROWS_PER_PARTITION,
+    JoinInfo,
+    plan_cells,
+    query_mask,
+    resolve_mode,
+)
 from distsmote.neighbors.lists import list_candidates, list_table
-from distsmote.neighbors.join_plan import ROWS_PER_PARTITION, JoinInfo, plan_cells, query_mask, resolve_mode
-from distsmote.neighbors.table import CLS, KEY, MULT, TableSource, edge_meta, feature_names, partial_meta
+from distsmote.neighbors.table import (
+    CLS,
+    KEY,
+    MULT,
+    TableSource,
+    edge_meta,
+    feature_names,
+    partial_meta,
+)
 
 logger = logging.getLogger("distsmote")
 
