@@ -58,6 +58,22 @@ def test_ties_go_to_the_lower_row():
     np.testing.assert_array_equal(ids, np.tile([0, 1, 2, 3, 5, 6], (3, 1)))
 
 
+@pytest.mark.parametrize("m", [1, 2, 8, 24, 39])
+def test_bounding_by_group_minima_keeps_every_tie_in_column_order(m):
+    """Rows with many equal values (integer grid points), wide enough that the m-th
+    smallest is first bounded by the groups' minima: the same ids as a stable sort of
+    the exact distances, ties to the lower column, whatever the row's tail."""
+    from distsmote.neighbors.topk import _LANES, _PREPASS_GROUPS
+
+    rng = np.random.default_rng(m)
+    n_points = _LANES * _PREPASS_GROUPS * m + 5  # whole groups and a tail
+    points = rng.integers(-3, 4, size=(n_points, 3)).astype(np.float32)
+    x = rng.integers(-3, 4, size=(200, 3)).astype(np.float32)
+    _, ids = flat_topk(points, x, m)
+    _, want = _brute(points, x, m)
+    np.testing.assert_array_equal(ids, want)
+
+
 @pytest.mark.parametrize("n_points, n_queries, m", [(2_048, 3_000, 6), (4_764, 500, 16), (70, 20_000, 2)])
 def test_same_neighbours_as_faiss(n_points, n_queries, m):
     """On the joins' shapes (2 048-row buckets, cells of a quantizer) the same

@@ -30,6 +30,9 @@ QUERY_BLOCK = 256
 #: Values tested together against a row's current ``m``-th smallest: one AVX2 vector
 #: (0.74 ns per value on 2 000-column rows, 0.90 ns one value at a time).
 _LANES = 8
+#: Groups of lanes per value kept from which :func:`_keep_smallest` bounds a row's
+#: ``m``-th smallest by its groups' minima first.
+_PREPASS_GROUPS = 4
 
 
 @compiled(nogil=True, boundscheck=False)
@@ -51,28 +54,53 @@ def _insert(best: np.ndarray, where: np.ndarray, v: float, j: int) -> float:
 def _keep_smallest(block: np.ndarray, qn: np.ndarray, dist: np.ndarray, ids: np.ndarray, row0: int) -> None:
     """Rows ``row0 …`` of ``dist`` / ``ids``: the ``m`` smallest values of each row of
     ``block`` plus that row's ``qn``, ascending (ties: lower column first), and their
-    columns; ``inf`` / ``-1`` where a row has fewer than ``m`` columns."""
+    columns; ``inf`` / ``-1`` where a row has fewer than ``m`` columns.
+
+    Where a row has at least :data:`_PREPASS_GROUPS` groups of lanes per value kept,
+    the ``m``-th smallest of the groups' minima bounds the row's ``m``-th smallest
+    first (``m`` groups hold a value at most that large), and only the groups whose
+    minimum is within it are looked at value by value: about a quarter of the time for
+    24 of 1 264 columns, the same result."""
     n, cols = block.shape
     m = dist.shape[1]
     best = np.empty(m, np.float32)
     where = np.empty(m, np.int64)
     whole = cols - cols % _LANES
+    groups = whole // _LANES
+    prepass = m > 1 and groups >= _PREPASS_GROUPS * m
+    lows = np.empty(groups, np.float32)
     for i in range(n):
+        row = block[i]
+        limit = np.float32(np.inf)
+        if prepass:
+            for g in range(groups):
+                low = row[g * _LANES]
+                for j in range(g * _LANES + 1, (g + 1) * _LANES):
+                    low = min(low, row[j])
+                lows[g] = low
+            best[:] = np.inf
+            worst = np.float32(np.inf)
+            for g in range(groups):
+                if lows[g] < worst:
+                    worst = _insert(best, where, lows[g], g)
+            limit = np.nextafter(worst, np.float32(np.inf))  # values equal to it may be kept
         best[:] = np.inf
         where[:] = -1
-        worst = np.float32(np.inf)
-        row = block[i]
+        worst = limit
         for j0 in range(0, whole, _LANES):
-            low = row[j0]
-            for j in range(j0 + 1, j0 + _LANES):
-                low = min(low, row[j])
+            if prepass:
+                low = lows[j0 // _LANES]
+            else:
+                low = row[j0]
+                for j in range(j0 + 1, j0 + _LANES):
+                    low = min(low, row[j])
             if low < worst:
                 for j in range(j0, j0 + _LANES):
                     if row[j] < worst:
-                        worst = _insert(best, where, row[j], j)
+                        worst = min(_insert(best, where, row[j], j), limit)
         for j in range(whole, cols):
             if row[j] < worst:
-                worst = _insert(best, where, row[j], j)
+                worst = min(_insert(best, where, row[j], j), limit)
         for p in range(m):
             dist[row0 + i, p] = best[p] + qn[i]
             ids[row0 + i, p] = where[p]
