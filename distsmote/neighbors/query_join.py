@@ -87,7 +87,7 @@ class _QueryPayload:
     finish_args: Any = None
 
 
-def _homes(p: _QueryPayload, x: np.ndarray, keys: np.ndarray, cls: np.ndarray, threads: int) -> np.ndarray:
+def _homes(p: _QueryPayload, x: np.ndarray, keys: np.ndarray, cls: np.ndarray) -> np.ndarray:
     """Home cell of each row by the shuffle join's rule (:func:`homes_and_probes`).
 
     A row of a query class is one of the broadcast queries, whose nearest probe (its
@@ -137,7 +137,7 @@ def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.D
     x = pdf[feature_names(p.n_features)].to_numpy()
     if not len(x):
         return partial_meta()
-    home = _homes(p, x, keys, cls, threads)
+    home = _homes(p, x, keys, cls)
     order = np.lexsort((keys, home))  # by cell: the inverted lists
     x, keys, cls, mult, home = x[order], keys[order], cls[order], mult[order], home[order]
     need = p.k + 1  # copies: the query's own copy is dropped later, once
