@@ -141,9 +141,12 @@ def interpolate(base: np.ndarray, rows: np.ndarray, pool: np.ndarray, targets: n
     the rows are gathered as they are used (a fifth of the time of gathering both
     tables, computing and transposing with numpy, for the same values).
     """
+    rows, targets = np.asarray(rows, np.int64), np.asarray(targets, np.int64)
+    if len(rows) and not (0 <= rows.min() and rows.max() < len(base) and 0 <= targets.min()
+                          and targets.max() < len(pool)):
+        raise IndexError("a synthetic row's seed or partner is not a row of its table")
     out = np.empty((len(rows), base.shape[1]), dtype=dtype, order="F")
-    _interpolate(base, np.asarray(rows, np.int64), pool, np.asarray(targets, np.int64),
-                 np.asarray(gap, np.float64), out)
+    _interpolate(base, rows, pool, targets, np.asarray(gap, np.float64), out)
     return out
 
 

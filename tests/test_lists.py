@@ -95,8 +95,9 @@ def test_probes_are_the_nearest_lists_and_no_more_than_there_are():
 
 
 def test_a_limit_keeps_the_nearest_rows_within_it_and_no_others():
-    """The broadcast-query join passes each query's bound as a limit: rows at or beyond
-    it are never kept, and the nearest rows within it are."""
+    """The broadcast-query join passes each query's bound as a limit: rows beyond it by
+    more than twice the rounding bound are never kept, and the nearest rows within it
+    are."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(3000, 6)).astype(np.float32)
     centroids = x[:40].copy()
@@ -109,8 +110,8 @@ def test_a_limit_keeps_the_nearest_rows_within_it_and_no_others():
     for m in (4, 200):
         dist, ids, eta = list_candidates(table, centroids, q, probes, m, limit=limit)
         for i in range(60):
-            inside = np.flatnonzero(d2[i] < limit[i] - 1e-4)
-            outside = np.flatnonzero(d2[i] > limit[i] + 1e-4)
+            inside = np.flatnonzero(d2[i] <= limit[i])
+            outside = np.flatnonzero(d2[i] > limit[i] + 3.0 * eta[i])
             got = ids[i][ids[i] >= 0]
             assert not np.isin(got, outside).any()
             want = inside[np.argsort(d2[i, inside], kind="stable")][:m]
@@ -120,3 +121,58 @@ def test_a_limit_keeps_the_nearest_rows_within_it_and_no_others():
                 assert np.array_equal(np.sort(got[: len(want)]), np.sort(want)) or \
                     np.abs(np.sort(d2[i, got]) - np.sort(d2[i, want])).max() < 1e-4
             assert (np.abs(dist[i][ids[i] >= 0] - d2[i, got]) <= eta[i]).all()
+
+
+def test_no_queries_give_no_rows():
+    """A generation task whose seeds have no children searches nothing."""
+    x = np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32)
+    index = build_index(x, KnnConfig(method="ivf", nlist=8, nprobe=3), seed=0)
+    assert search_neighbors(index, x, np.array([], np.int64), 5, 8, 1).shape == (0, 5)
+
+
+def test_float64_rows_far_from_the_origin_get_their_exact_neighbours_in_the_lists():
+    """Rows of float64 values that float32 cannot hold apart in absolute coordinates
+    (1000 + 0.01·u): centred on their list before rounding, the neighbours are still
+    the exact k nearest of the probed lists."""
+    rng = np.random.default_rng(0)
+    x = 1000.0 + rng.uniform(0, 1e-2, size=(3000, 2))
+    x32 = x.astype(np.float32)
+    index = build_list_index(x32, x32[rng.choice(3000, 8, replace=False)], 3)
+    for extra in (0, 8):
+        got = search_lists(index, x, np.arange(3000), 5, extra)
+        for q in range(0, 3000, 7):
+            assert np.array_equal(got[q], _in_lists(index, x, q, 5)), q
+
+
+def test_broadcast_query_join_keeps_neighbours_far_from_the_cells_centroids():
+    """Rows near the origin, cells centred far from them (±30): distances computed in
+    each cell's frame round by more than in the origin's, and no neighbour within a
+    query's bound may be lost to it."""
+    import pandas as pd
+
+    from distsmote.neighbors.cells import Quantizer
+    from distsmote.neighbors.query_join import _QueryPayload, _search_partition, query_bounds
+    from distsmote.neighbors.table import CLS, KEY, MULT, feature_names
+
+    centroids = np.array([[-30.0, 0.0], [30.0, 0.0]])
+    quantizer = Quantizer(np.zeros(2), centroids, (centroids ** 2).sum(1))
+    missing = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        n, k = 60, 3
+        x = np.c_[rng.uniform(0, 1.0, n), rng.uniform(-1.0, 1.0, n)]
+        keys = np.arange(n)
+        probes = np.tile([1, 0], (n, 1))
+        payload = _QueryPayload(2, quantizer, 2, k, np.array([True]), keys, np.zeros(n, np.int32), x, probes,
+                                np.arange(n), query_bounds(x, probes[:, 0], k))
+        found = pd.concat([
+            _search_partition(pd.DataFrame({KEY: keys[part], CLS: np.zeros(len(part), np.int32),
+                                            MULT: np.ones(len(part), np.int64),
+                                            **dict(zip(feature_names(2), x[part].T))}), payload, 1)
+            for part in (np.arange(0, 30), np.arange(30, 60))
+        ])
+        d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+        for q in range(n):
+            want = set(np.lexsort((keys, d2[q]))[: k + 1])
+            missing += not want <= set(found.loc[found.qkey == q, "nkey"])
+    assert missing == 0

@@ -95,12 +95,14 @@ class ListTable:
 
 
 def list_table(x: np.ndarray, lists: np.ndarray, centroids: np.ndarray) -> ListTable:
-    """The table of rows ``x`` in lists ``lists`` (one per row) of ``centroids``."""
+    """The table of rows ``x`` (any float dtype) in lists ``lists`` (one per row) of
+    ``centroids``."""
     order = np.argsort(lists, kind="stable")
     order = order.astype(np.int32) if len(order) < 2**31 else order
     lists = lists[order]
     offsets = np.searchsorted(lists, np.arange(len(centroids) + 1))
-    xc = np.asarray(x[order], dtype=np.float32) - centroids[lists]
+    # Centred in the rows' own dtype, then rounded: the rounding is relative to ‖x − c‖.
+    xc = (x[order] - centroids[lists]).astype(np.float32)
     d = xc.shape[1]
     rhs = np.empty((d + 1, len(xc)), np.float32)
     np.multiply(xc.T, np.float32(-2.0), out=rhs[:d])
@@ -117,14 +119,15 @@ _CACHE_SIZE = 8
 
 def _table(index: ListIndex, points: np.ndarray) -> ListTable:
     """The search table of ``index`` over its ``points``, built once per process."""
+    key = f"{index.token}:{points.dtype.str}"  # float64 rows are centred before rounding
     with _CACHE_LOCK:
-        table = _CACHE.get(index.token)
+        table = _CACHE.get(key)
         if table is not None:
-            _CACHE.move_to_end(index.token)
+            _CACHE.move_to_end(key)
             return table
     table = list_table(points, index.lists, index.centroids)
     with _CACHE_LOCK:
-        _CACHE[index.token] = table
+        _CACHE[key] = table
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return table
@@ -136,7 +139,7 @@ def probe_lists(index: ListIndex, q32: np.ndarray) -> np.ndarray:
     return flat_topk(index.centroids - center, q32 - center, min(index.nprobe, len(index.centroids)))[1]
 
 
-def list_candidates(table: ListTable, centroids: np.ndarray, q32: np.ndarray, probes: np.ndarray,
+def list_candidates(table: ListTable, centroids: np.ndarray, q: np.ndarray, probes: np.ndarray,
                     m: int, limit: np.ndarray | None = None):
     """Float32 ``m`` nearest of each query among the rows of its probed lists.
 
@@ -144,33 +147,47 @@ def list_candidates(table: ListTable, centroids: np.ndarray, q32: np.ndarray, pr
     ----------
     table : ListTable
     centroids : ndarray of shape (nlist, d), float32
-        The lists' centroids, in the frame of ``q32`` and of the table's rows.
-    q32 : ndarray of shape (q, d), float32
+        The lists' centroids, in the frame of ``q`` and of the table's rows.
+    q : ndarray of shape (q, d)
+        The queries, any float dtype (centred on each list in it, then rounded).
     probes : ndarray of shape (q, p)
         The lists each query is searched in (each at most once per query; ``-1``: none).
     m : int
         Candidates kept per query.
     limit : ndarray of shape (q,), optional
-        Squared distances at and beyond which rows are not kept (a known bound on the
-        distances wanted: most values then fail the first test).
+        Exact squared distances beyond which rows are not wanted: a row is kept only if
+        its float32 distance is below the limit plus twice the rounding bound, so every
+        row within the limit is (and most values fail the first test).
 
     Returns
     -------
     dist, ids : ndarrays of shape (q, m)
         Float32 squared distances, ascending, and the table's ``order`` entries of the
-        rows (``inf`` or the limit / ``-1`` where fewer rows qualify); among equal
-        distances, lists in ascending order and rows in table order.
+        rows (``-1`` where fewer rows qualify, with a distance of ``inf`` or the
+        widened limit); among equal distances, lists in ascending order and rows in
+        table order.
     eta : ndarray of shape (q,)
-        A bound on each returned distance's float32 rounding.
+        A bound on the float32 rounding of each query's distances to its lists' rows.
     """
-    n, d = q32.shape
+    n, d = q.shape
     dist = np.full((n, m), np.inf, np.float32)
-    if limit is not None:
-        lim = limit.astype(np.float32)
-        lim = np.where(lim < limit, np.nextafter(lim, np.float32(np.inf)), lim)  # rounded up
-        dist[:] = lim[:, None]
     ids = np.full((n, m), -1, np.int64)
+    if n == 0 or probes.shape[1] == 0:
+        return dist, ids, np.full(n, 1e-300)
+    # The rounding of ‖x − c‖² − 2 (q − c)·(x − c) + ‖q − c‖² grows with the squared
+    # norms in the list's frame: bounded per query over its lists, before the search.
     scale = np.zeros(n)
+    for j in range(probes.shape[1]):
+        p = probes[:, j]
+        ok = np.flatnonzero(p >= 0)
+        diff = q[ok].astype(np.float64) - centroids[p[ok]]
+        scale[ok] = np.maximum(scale[ok], np.einsum("ij,ij->i", diff, diff) + table.norms[p[ok]])
+    eta = _ROUNDING * scale + 1e-300
+    if limit is not None:
+        wide = limit + 2.0 * eta
+        lim = wide.astype(np.float32)
+        lim = np.where(lim < wide, np.nextafter(lim, np.float32(np.inf)), lim)  # rounded up
+        dist[:] = lim[:, None]
     flat = probes.reshape(-1)
     pairs = np.argsort(flat, kind="stable")  # (query, list) pairs, list by list
     lists = flat[pairs]
@@ -185,12 +202,11 @@ def list_candidates(table: ListTable, centroids: np.ndarray, q32: np.ndarray, pr
             continue
         rows = pairs[a:e] // probes.shape[1]  # a query probes a list once
         block = lhs[: len(rows)]
-        np.subtract(q32[rows], centroids[lst], out=block[:, :d])
+        np.subtract(q[rows], centroids[lst], out=block[:, :d], casting="same_kind")
         block[:, d] = 1.0
         qn = np.einsum("ij,ij->i", block[:, :d], block[:, :d])
         _keep_running(block @ table.rhs[:, lo:hi], qn, rows, table.order[lo:hi], dist, ids)
-        scale[rows] = np.maximum(scale[rows], qn + table.norms[lst])
-    return dist, ids, _ROUNDING * scale + 1e-300
+    return dist, ids, eta
 
 
 def search_lists(index: ListIndex, points: np.ndarray, query_ids: np.ndarray, k: int, extra: int) -> np.ndarray:
@@ -200,7 +216,8 @@ def search_lists(index: ListIndex, points: np.ndarray, query_ids: np.ndarray, k:
     ----------
     index : ListIndex
     points : ndarray of shape (n, d)
-        The indexed rows, canonical order (any float dtype holding the same values).
+        The indexed rows, canonical order (any float dtype; centred on each list in
+        it, then rounded to float32).
     query_ids : ndarray of shape (q,)
         Canonical ids of the query rows.
     k : int
@@ -216,11 +233,13 @@ def search_lists(index: ListIndex, points: np.ndarray, query_ids: np.ndarray, k:
     """
     from distsmote.neighbors.index import exact_rerank  # index.py imports this module
 
+    if len(query_ids) == 0:
+        return np.empty((0, k), np.int64)
     table = _table(index, points)
-    q32 = np.ascontiguousarray(points[query_ids], dtype=np.float32)
-    probes = probe_lists(index, q32)
+    q = points[query_ids]
+    probes = probe_lists(index, np.ascontiguousarray(q, dtype=np.float32))
     m = min(len(points), k + 1 + extra)
-    f32, cand, eta = list_candidates(table, index.centroids, q32, probes, m)
+    f32, cand, eta = list_candidates(table, index.centroids, q, probes, m)
     nbrs = exact_rerank(points, query_ids, cand, k)
     # A row the float32 search left out could tie with or beat the k-th kept one only if
     # the m-th float32 distance is within twice the rounding bound of the k-th exact one

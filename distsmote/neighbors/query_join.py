@@ -43,7 +43,6 @@ from distsmote.neighbors.bucket_search import BUCKET_EXTRA
 from distsmote.neighbors.cells import Quantizer, home_and_probes, homes_and_probes
 from distsmote.neighbors.config import KnnConfig
 from distsmote.neighbors.exact import (
-    float32_slack,
     full_d2,
     merge_partial,
     pair_d2,
@@ -108,17 +107,16 @@ def _homes(p: _QueryPayload, x: np.ndarray, keys: np.ndarray, cls: np.ndarray) -
 def _candidates(p: _QueryPayload, x: np.ndarray, home: np.ndarray, width: int):
     """Float32 candidates of every query among this partition's rows in the cells it
     probes (lists = the rows' home cells), only rows that may lie within the query's
-    bound, and the bound on their rounding (as in the shuffle join)."""
+    bound, and the bound on their rounding."""
     q = p.quantizer
-    xs = np.ascontiguousarray(x - q.center, dtype=np.float32)
-    xq = np.ascontiguousarray(p.x - q.center, dtype=np.float32)
-    eta = float32_slack(xq, xs)
     centroids = q.centroids.astype(np.float32)
-    # A row whose float32 distance is past its query's bound by more than the rounding
-    # cannot be within the bound: most rows of most partitions fail one test per group.
-    f32, cand, _ = list_candidates(list_table(xs, home, centroids), centroids, xq, p.probes, width,
-                                   limit=p.bound + 2.0 * eta)
-    return f32, cand, eta
+    # Centred in float64, then on each cell before rounding to float32: the rounding
+    # bound of :func:`list_candidates` holds.
+    xs = x - q.center
+    xq = p.x - q.center
+    # Rows whose float32 distance is past the query's bound by more than the rounding
+    # cannot be within it: most rows of most partitions fail one test per group.
+    return list_candidates(list_table(xs, home, centroids), centroids, xq, p.probes, width, limit=p.bound)
 
 
 def _search_partition(pdf: pd.DataFrame, p: _QueryPayload, threads: int) -> pd.DataFrame:
