@@ -151,7 +151,11 @@ def test_broadcast_query_join_keeps_neighbours_far_from_the_cells_centroids():
     import pandas as pd
 
     from distsmote.neighbors.cells import Quantizer
-    from distsmote.neighbors.query_join import _QueryPayload, _search_partition, query_bounds
+    from distsmote.neighbors.query_join import (
+        _QueryPayload,
+        _search_partition,
+        query_bounds,
+    )
     from distsmote.neighbors.table import CLS, KEY, MULT, feature_names
 
     centroids = np.array([[-30.0, 0.0], [30.0, 0.0]])
