@@ -291,3 +291,22 @@ def test_nullable_pandas_dtypes_are_numeric_features():
     frame.loc[3, "f0"] = pd.NA
     with pytest.raises(ValueError, match=r"'f0' \(1 rows\)"):
         SMOTE(random_state=0).resample(frame, label="y")
+
+
+def test_interpolation_matches_numpy_bit_for_bit_and_refuses_rows_outside_its_tables():
+    """The compiled interpolation: ``x + u·(p − x)`` in float64, cast once, column-major;
+    a seed or partner that is not a row of its table is an error, not a stray read."""
+    from distsmote._kernels import interpolate
+
+    rng = np.random.default_rng(0)
+    base = (rng.standard_normal((50, 4)) * 100).astype(np.float32)
+    pool = rng.standard_normal((30, 4)) * 100
+    rows, targets, gap = rng.integers(0, 50, 400), rng.integers(0, 30, 400), rng.random(400)
+    got = interpolate(base, rows, pool, targets, gap, np.float32)
+    diff = np.subtract(pool[targets], base[rows], dtype=np.float64)
+    want = np.asfortranarray(base[rows] + gap[:, None] * diff, dtype=np.float32)
+    assert got.flags.f_contiguous and np.array_equal(got, want)
+    with pytest.raises(IndexError, match="not a row of its table"):
+        interpolate(base, rows, pool, np.r_[targets[:-1], 30], gap, np.float32)
+    with pytest.raises(IndexError, match="not a row of its table"):
+        interpolate(base, np.r_[-1, rows[1:]], pool, targets, gap, np.float32)
