@@ -37,11 +37,16 @@ def full_d2(xq: np.ndarray, xd: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Bound on the rounding of a float32 squared distance, relative to the squared norms
+#: involved (generous: a few float32 ulps of them would do).
+FLOAT32_ROUNDING = 1e-5
+
+
 def float32_slack(xq32: np.ndarray, xd32: np.ndarray) -> np.ndarray:
-    """Per query, a bound on the float32 rounding error of FAISS's squared distance to
-    any row of ``xd32`` (generous: 1e-5 of the squared norms involved)."""
+    """Per query, a bound on the float32 rounding error of a squared distance to any
+    row of ``xd32`` (:data:`FLOAT32_ROUNDING` of the squared norms involved)."""
     norms = (xq32.astype(np.float64) ** 2).sum(1) + float((xd32.astype(np.float64) ** 2).sum(1).max(initial=0.0))
-    return 1e-5 * norms + 1e-300
+    return FLOAT32_ROUNDING * norms + 1e-300
 
 
 def expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,14 +30,11 @@ from itertools import pairwise
 import numpy as np
 
 from distsmote.neighbors import faiss_ops
-from distsmote.neighbors.exact import pair_d2
+from distsmote.neighbors.exact import FLOAT32_ROUNDING, pair_d2
 from distsmote.neighbors.topk import _keep_running, flat_topk
 
 #: Rows assigned to their list per block when an index is built.
 _ASSIGN_ROWS = 1 << 16
-#: Bound on the float32 rounding of a squared distance, relative to the squared norms
-#: involved (as :func:`distsmote.neighbors.exact.float32_slack`: generous).
-_ROUNDING = 1e-5
 
 
 @dataclass(frozen=True)
@@ -182,7 +179,7 @@ def list_candidates(table: ListTable, centroids: np.ndarray, q: np.ndarray, prob
         ok = np.flatnonzero(p >= 0)
         diff = q[ok].astype(np.float64) - centroids[p[ok]]
         scale[ok] = np.maximum(scale[ok], np.einsum("ij,ij->i", diff, diff) + table.norms[p[ok]])
-    eta = _ROUNDING * scale + 1e-300
+    eta = FLOAT32_ROUNDING * scale + 1e-300
     if limit is not None:
         wide = limit + 2.0 * eta
         lim = wide.astype(np.float32)
