@@ -115,16 +115,12 @@ WARM_SPARK = textwrap.dedent(
 
 
 def warm_spark() -> None:
-    """Write the Spark driver's class archive, if missing, before the timed runs: a
-    session's first run on a machine writes it once (see the README's Spark section);
-    the timed runs measure the steady state that every later run gets."""
-    from distsmote.engines.spark_session import class_archive
-
-    archive = class_archive({})
-    if archive is not None and archive.creating:
-        print(f"writing the Spark driver's class archive {archive.path} (once, untimed)", flush=True)
-        subprocess.run([sys.executable, "-c", WARM_SPARK], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    """Open one Spark session untimed before the timed runs: on a machine without the
+    Spark driver's class archive, it writes the archive (once; see the README's Spark
+    section), so that the timed runs measure the steady state every later run gets."""
+    print("opening a Spark session first (untimed; writes the driver's class archive if missing)", flush=True)
+    subprocess.run([sys.executable, "-c", WARM_SPARK], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
 
 
 def run(rows: int, workdir: Path, imblearn_max: int, spark_max: int) -> dict:

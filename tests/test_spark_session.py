@@ -12,7 +12,7 @@ from pathlib import Path
 
 from distsmote.config import JobConfig
 from distsmote.engines import spark_session
-from distsmote.engines.spark_session import JAVA_OPTIONS, ClassArchive, class_archive
+from distsmote.engines.spark_session import JAVA_OPTIONS, ClassArchive, class_archive, local_java_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,9 @@ from distsmote.engines import spark_session
 from distsmote.engines.spark import SparkEngine
 if os.environ.get("UNKNOWN_JVM_OPTION"):  # a JVM that refuses the archive's options
     spark_session._QUIET += " -Xlog:nosuchtag=off"
-config = JobConfig(engine="spark", spark={"master": "local[1]", "conf": json.loads(sys.argv[1])})
+config = JobConfig(engine="spark", sampler={"name": os.environ.get("SAMPLER", "smote")},
+                   spark={"master": "local[1]", "conf": json.loads(sys.argv[1]),
+                          "class_archive": os.environ.get("ARCHIVE") != "0"})
 with SparkEngine.open(config, progress=False) as engine:
     jvm = engine.spark.sparkContext._jvm
     args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
@@ -33,12 +35,14 @@ with SparkEngine.open(config, progress=False) as engine:
     if sys.argv[2:] == ["fail"]:
         engine.spark.sql("SELECT * FROM no_such_table").count()
 directory = os.path.join(os.environ["DISTSMOTE_CACHE_DIR"], "spark-class-archive")
-print(json.dumps({"args": args, "rows": rows, "files": sorted(os.listdir(directory))}))
+print(json.dumps({"args": args, "rows": rows,
+                  "files": sorted(os.listdir(directory)) if os.path.isdir(directory) else []}))
 """
 
 
-def _open_session(cache: Path, conf: dict | None = None, fail: bool = False, **extra: str) -> dict:
-    env = dict(os.environ, DISTSMOTE_CACHE_DIR=str(cache), **extra,
+def _open_session(cache: Path, conf: dict | None = None, fail: bool = False, sampler: str = "smote",
+                  **extra: str) -> dict:
+    env = dict(os.environ, DISTSMOTE_CACHE_DIR=str(cache), SAMPLER=sampler, **extra,
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     for name in ("PYSPARK_SUBMIT_ARGS", "PYSPARK_GATEWAY_PORT", "SPARK_ENV_LOADED", "SPARK_REMOTE"):
         env.pop(name, None)
@@ -58,6 +62,7 @@ def _flags(args: list[str], name: str) -> list[str]:
 def test_first_session_writes_the_archive_and_the_next_maps_it(tmp_path):
     assert _open_session(tmp_path, fail=True)["files"] == []  # a failed run writes none
     first = _open_session(tmp_path)
+    assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} <= set(first["args"])  # a local master
     written = _flags(first["args"], "ArchiveClassesAtExit")
     assert len(written) == 1 and written[0].endswith(".partial")
     assert first["rows"] == 6
@@ -90,6 +95,25 @@ def test_a_jvm_that_refuses_the_options_starts_without_them(tmp_path):
     assert len(done["files"]) == 1 and done["files"][0].endswith(".failed")  # not tried again
     again = _open_session(tmp_path)
     assert not _flags(again["args"], "ArchiveClassesAtExit") and again["files"] == done["files"]
+
+
+def test_a_local_drivers_jvm_options_leave_the_users_choices_alone(tmp_path):
+    ours = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+    assert local_java_options("", python_only=True) == ours
+    assert local_java_options("", python_only=False) == "-XX:+UseSerialGC"  # a JVM that shuffles: C2
+    assert local_java_options("-Dx=1", python_only=True) == f"-Dx=1 {ours}"
+    assert local_java_options("-XX:+UseZGC", python_only=True) == "-XX:+UseZGC -XX:TieredStopAtLevel=1"
+    assert local_java_options("-XX:TieredStopAtLevel=4", python_only=True) == "-XX:TieredStopAtLevel=4 -XX:+UseSerialGC"
+    assert local_java_options("-XX:-TieredCompilation -XX:+UseG1GC", python_only=True) \
+        == "-XX:-TieredCompilation -XX:+UseG1GC"
+    assert local_java_options("-XX:+UseGCOverheadLimit", python_only=False).endswith("-XX:+UseSerialGC")
+
+    mine = _open_session(tmp_path, {JAVA_OPTIONS: "-XX:+UseParallelGC -Dfoo=bar"}, ARCHIVE="0")
+    assert mine["rows"] == 6
+    assert {"-XX:+UseParallelGC", "-Dfoo=bar", "-XX:TieredStopAtLevel=1"} <= set(mine["args"])
+    assert "-XX:+UseSerialGC" not in mine["args"]
+    cleaning = _open_session(tmp_path, sampler="smote-enn", ARCHIVE="0")
+    assert "-XX:+UseSerialGC" in cleaning["args"] and "-XX:TieredStopAtLevel=1" not in cleaning["args"]
 
 
 def test_no_archive_when_a_jvm_already_runs_or_it_is_turned_off(spark, tmp_path, monkeypatch):
