@@ -201,3 +201,20 @@ def test_release_free_memory_returns_freed_heap_pages():
     release_free_memory()
     after = proc.memory_info().rss
     assert before - after > 200 * 2**20, (before >> 20, after >> 20)
+
+
+def _allocator_settings() -> dict:
+    import os
+
+    return {name: os.environ.get(name) for name in ("MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_")}
+
+
+def test_embedded_cluster_workers_get_the_allocator_settings():
+    """The embedded cluster's workers start with two malloc arenas and glibc's adaptive
+    trimming (no ``MALLOC_TRIM_THRESHOLD_``, which Dask sets by default)."""
+    from distsmote.config import JobConfig
+    from distsmote.engines.dask_session import dask_client
+
+    with dask_client(JobConfig(dask={"n_workers": 1})) as client:
+        settings = client.run(_allocator_settings)
+    assert list(settings.values()) == [{"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": None}]
