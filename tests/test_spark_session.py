@@ -12,7 +12,12 @@ from pathlib import Path
 
 from distsmote.config import JobConfig
 from distsmote.engines import spark_session
-from distsmote.engines.spark_session import JAVA_OPTIONS, ClassArchive, class_archive, local_java_options
+from distsmote.engines.spark_session import (
+    JAVA_OPTIONS,
+    ClassArchive,
+    class_archive,
+    local_java_options,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
