@@ -57,6 +57,12 @@ class Source:
         Conditions on data columns, pushed down to the reader.
     version : int or None
         The Delta table version read.
+    where : str or None
+        The ``--where`` text.
+    file_schema : pyarrow.Schema or None
+        Parquet input: the schema every data file has exactly (column order and
+        nullability included), which lets a job copy the files into its output;
+        ``None`` when the files differ or are not Parquet files of a listed dataset.
     """
 
     path: str
@@ -70,6 +76,7 @@ class Source:
     row_filter: list[Condition] = field(default_factory=list)
     version: int | None = None
     where: str | None = None
+    file_schema: pa.Schema | None = None
 
     def describe(self) -> dict:
         """The input part of the run manifest."""
@@ -129,12 +136,14 @@ def resolve_input(path: str, *, fmt: str = "auto", where: str | None = None,
     selected = _select(path, files, parts, types, schema, conds, where)
     files = [files[i] for i in selected]
     sizes = [sizes[i] for i in selected]
+    exact = None
     if fmt == "parquet":  # footers of the selected files only
-        schema, widened, sizes = _footers(files)
+        schema, widened, sizes, exact = _footers(files)
     partition = _single_values(path, [parts[i] for i in selected], types, where)
     row_filter = [c for c in conds if c.column not in types]
     _check_literals(row_filter, schema, where)
-    return Source(path, fmt, files, sizes, schema, widened, partition, types, row_filter, version, where)
+    return Source(path, fmt, files, sizes, schema, widened, partition, types, row_filter, version, where,
+                  file_schema=exact)
 
 
 def _parquet_files(path: str) -> tuple:
@@ -184,15 +193,15 @@ def _cast(value: str | None, typ: pa.DataType) -> Any:
     return int(value) if pa.types.is_integer(typ) else value
 
 
-def _footers(files: list[str]) -> tuple[pa.Schema, bool, list[int]]:
+def _footers(files: list[str]) -> tuple[pa.Schema, bool, list[int], pa.Schema | None]:
     import fsspec
 
     from distsmote.reading import unify_files
 
     fs, _ = fsspec.core.url_to_fs(files[0])
     roots = [fsspec.core.url_to_fs(f)[1] for f in files]
-    schema, widened = unify_files(fs, roots)
-    return schema, widened, [int(fs.size(f)) for f in roots]
+    schema, widened, exact = unify_files(fs, roots)
+    return schema, widened, [int(fs.size(f)) for f in roots], exact
 
 
 def _select(path: str, files: list[str], parts: list[dict], types: dict, schema: pa.Schema | None,

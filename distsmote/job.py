@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distsmote.config import ConfigError, JobConfig, make_sampler
+from distsmote.input_copy import describe, files_to_copy, may_copy
 from distsmote.paths import redact
 
 log = logging.getLogger("distsmote")
@@ -203,11 +204,21 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
                     train, frames["test"] = _split(config, frame)
                 else:
                     train = frame
-                frames["train" if config.test_fraction is not None else ""] = sampler.resample(
+                main = "train" if config.test_fraction is not None else ""
+                frames[main] = sampler.resample(
                     train, label=config.label, indicator=config.indicator,
                     categorical=config.categorical, passthrough=config.passthrough,
                     partition_columns=config.partition_columns, id_column=config.id_column,
+                    new_rows_only=may_copy(config, source),
                 )
+                copies: dict[str, list[str]] = {}
+                if sampler.new_rows_only_:  # the input's rows unchanged: copy its files?
+                    files = files_to_copy(source, engine.arrow_schema(frames[main]))
+                    if files is None:
+                        frames[main] = engine.union([train, frames[main]])
+                    else:
+                        log.info(describe(files, source))
+                        copies[main] = files
                 schemas = {name: engine.arrow_schema(f) for name, f in frames.items()}
                 for name, out in outputs.items():
                     out.check_schema(schemas[name])
@@ -217,7 +228,8 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
             try:
                 for name in sorted(frames, key=lambda n: n != "test"):  # test first: cheap, untouched
                     with phases(f"write {name}".strip()):
-                        written[name] = outputs[name].write(engine, frames[name], config.label)
+                        written[name] = outputs[name].write(engine, frames[name], config.label,
+                                                            copies.get(name, []))
                 for name in sorted(frames, key=lambda n: n != "test"):
                     with phases(f"commit {name}".strip()):
                         doc = run.document(sampler, written, phases.seconds, committed)
@@ -236,7 +248,6 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
                 doc = run.document(sampler, written, phases.seconds, committed)
                 manifests.write_manifest(engine.store(config.output), config.output, doc,
                                          [out.target for out in outputs.values() if out.partition])
-    main = "train" if config.test_fraction is not None else ""
     before = dict(sampler.class_counts_)
     after = merge_counts(written[main])
     return JobSummary(engine.name, type(sampler).__name__, before, after, sum(after.values()),

@@ -10,6 +10,7 @@ It records:
 * the resolved parameters, the seed, the sampler and the engine;
 * the distsmote, FAISS, Dask, Spark, deltalake, pyarrow and pandas versions;
 * the class counts before and after, per split, and the rows generated and removed;
+* the files written, each with the input file it copies, if it is a copy;
 * the kNN mode (``knn`` and, where a join ran, its mode);
 * the wall-clock seconds of each phase.
 
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 from distsmote.engines.files import merge_counts
+from distsmote.paths import redact
 
 NAME = "_distsmote_manifest.json"
 
@@ -92,7 +94,8 @@ class Manifest:
             else:
                 entry["before"] = _counts(after)
                 entry["rows_generated"] = entry["rows_removed"] = 0
-            entry["files"] = [{"name": p.name, "bytes": p.size, "rows": p.rows} for p in parts]
+            entry["files"] = [{"name": p.name, "bytes": p.size, "rows": p.rows,
+                               **({"copy_of": redact(p.copy_of)} if p.copy_of else {})} for p in parts]
             if name in committed:
                 entry["output"] = committed[name]
             splits[name or "output"] = entry
@@ -154,7 +157,6 @@ def read_manifest(path: str) -> dict:
     """
     import fsspec
 
-    from distsmote.paths import redact
 
     fs, root = fsspec.core.url_to_fs(path)
     target = root if root.endswith(".json") else posixpath.join(root.rstrip("/"), NAME)

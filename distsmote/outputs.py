@@ -60,8 +60,14 @@ class Output(ABC):
         """Refuse data whose columns or types differ from the existing table's."""
 
     @abstractmethod
-    def write(self, engine: Any, frame: Any, label: str | None) -> list[PartFile]:
-        """Write the frame's part files (invisible to readers until the commit)."""
+    def write(self, engine: Any, frame: Any, label: str | None, copies: list[str] = ()) -> list[PartFile]:
+        """Write the frame's part files (invisible to readers until the commit), after
+        copies of the input files ``copies`` (:mod:`distsmote.input_copy`)."""
+
+    def _write_parts(self, engine: Any, frame: Any, directory: str, label: str | None,
+                     copies: list[str]) -> list[PartFile]:
+        parts = engine.copy_parts(copies, directory, label=label, token=self.token) if copies else []
+        return parts + engine.write_parts(frame, directory, label=label, token=self.token, first=len(parts))
 
     @abstractmethod
     def commit(self, parts: list[PartFile], data_schema: pa.Schema, manifest: dict) -> dict:
@@ -98,7 +104,7 @@ class ParquetOutput(Output):
         if self.partition:
             _check_parquet_schema(self.path, self.target, data_schema)
 
-    def write(self, engine: Any, frame: Any, label: str | None) -> list[PartFile]:
+    def write(self, engine: Any, frame: Any, label: str | None, copies: list[str] = ()) -> list[PartFile]:
         from distsmote import commit
 
         from distsmote.engines.files import make_directory
@@ -106,7 +112,7 @@ class ParquetOutput(Output):
         self.staging = commit.sibling(self.target, "staging", self.owner)
         log.info("writing %s", redact(self.target))
         make_directory(self.staging)  # a run's staging exists from its first write on
-        return engine.write_parts(frame, self.staging, label=label, token=self.token)
+        return self._write_parts(engine, frame, self.staging, label, copies)
 
     def commit(self, parts: list[PartFile], data_schema: pa.Schema, manifest: dict) -> dict:
         from distsmote import commit
@@ -189,10 +195,10 @@ class DeltaOutput(Output):
     def check_schema(self, data_schema: pa.Schema) -> None:
         self.delta.check_schema(data_schema)
 
-    def write(self, engine: Any, frame: Any, label: str | None) -> list[PartFile]:
+    def write(self, engine: Any, frame: Any, label: str | None, copies: list[str] = ()) -> list[PartFile]:
         log.info("writing %s", redact(self.target))
         self.stage = "writing"
-        return engine.write_parts(frame, self.delta.directory, label=label, token=self.token)
+        return self._write_parts(engine, frame, self.delta.directory, label, copies)
 
     def commit(self, parts: list[PartFile], data_schema: pa.Schema, manifest: dict) -> dict:
         from distsmote.delta import MANIFEST_KEY, ConcurrentRunError

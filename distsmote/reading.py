@@ -102,13 +102,16 @@ def list_data_files(path: str) -> tuple[Any, str, list[str]]:
     return fs, root, files
 
 
-def unify_files(fs: Any, files: list[str]) -> tuple[pa.Schema, bool]:
-    """Read the files' footers (in parallel) and unify them: ``(schema, widened)``."""
+def unify_files(fs: Any, files: list[str]) -> tuple[pa.Schema, bool, pa.Schema | None]:
+    """Read the files' footers (in parallel) and unify them: ``(schema, widened,
+    exact)``, where ``exact`` is the schema every file has, column order and
+    nullability included (``None`` when they differ)."""
     with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
         schemas = list(pool.map(lambda f: read_footer(fs, f), files))
     named = [(_display(fs, f), s) for f, s in zip(files, schemas)]
     schema = unify_schemas(named)
-    return schema, any(not _same_types(s, schema) for s in schemas)
+    exact = schemas[0] if all(s.equals(schemas[0]) for s in schemas[1:]) else None
+    return schema, any(not _same_types(s, schema) for s in schemas), exact
 
 
 def _same_types(schema: pa.Schema, target: pa.Schema) -> bool:

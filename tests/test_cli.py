@@ -164,9 +164,15 @@ def test_fsspec_urls(capsys):
     assert code == 0, err
     assert fs.exists("/lake/balanced/_SUCCESS")
     assert not [p for p in fs.ls("/lake") if ".staging" in p["name"]]
-    [part] = fs.glob("/lake/balanced/part-*.parquet")
-    with fs.open(part, "rb") as fh:
-        result = pd.read_parquet(fh)
+    parts = sorted(fs.glob("/lake/balanced/part-*.parquet"))  # the input's copy, the new rows
+    assert len(parts) == 2
+    with fs.open(parts[0], "rb") as fh:
+        assert fh.read() == fs.cat("/lake/train.parquet")
+    frames = []
+    for part in parts:
+        with fs.open(part, "rb") as fh:
+            frames.append(pd.read_parquet(fh))
+    result = pd.concat(frames, ignore_index=True)
     assert_same_rows(result, SMOTE(random_state=1).resample(frame, label="y"))
     fs.rm("/lake", recursive=True)
 

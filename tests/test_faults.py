@@ -144,6 +144,32 @@ def test_spark_task_fails_on_first_attempt(spark, spark_clean, source, faults, t
     assert leftovers == []
 
 
+def _input_files(source: str) -> list[str]:
+    return [str(p) for p in sorted(Path(source).glob("*.parquet"))]
+
+
+def _assert_copies(source: str, parts: list, dst: Path) -> None:
+    """``dst`` holds exactly one byte-for-byte copy of each input file, as ``parts`` says."""
+    inputs = _input_files(source)
+    on_disk = sorted(p.name for p in dst.iterdir() if p.name.startswith("part-"))
+    assert on_disk == sorted(p.name for p in parts) and len(on_disk) == len(inputs)
+    assert [(dst / p.name).read_bytes() for p in parts] == [Path(f).read_bytes() for f in inputs]
+    assert sum(p.rows for p in parts) == sum(COUNTS.values())
+
+
+def test_spark_copy_of_an_input_file_fails_on_first_attempt(spark, source, faults, tmp_path):
+    """Every copy task fails once (fault point ``write``); the retries copy each file once."""
+    dst = tmp_path / "out"
+    faults.arm("write=fail-once")
+    with _job_group(spark) as failed_tasks:
+        parts = SparkEngine(spark).copy_parts(_input_files(source), str(dst), label="y", token="t")
+        n_failed = failed_tasks()
+    faults.disarm()
+    assert n_failed == 3, n_failed
+    keep_only(str(dst), parts)
+    _assert_copies(source, parts, dst)
+
+
 # ------------------------------------------------------------------------------ Dask
 
 
@@ -251,3 +277,23 @@ def test_dask_worker_killed_mid_job(dask_cluster, dask_client, dask_clean, sourc
     assert pid not in dask_client.run(os.getpid).values()
     assert len(after) == dask_cluster.n_workers
     assert_same_rows(rows, expected)
+
+
+def test_dask_worker_killed_mid_copy(dask_cluster, dask_client, source, faults, tmp_path):
+    """A worker dies while copying an input file; the copies are done again elsewhere."""
+    before = set(dask_cluster.wait_for_workers(dask_client))
+    faults.arm("write=sleep:5")
+    killer = _Killer(dask_client, faults, "write")
+    killer.start()
+    dst = tmp_path / "out"
+    try:
+        parts = DaskEngine().copy_parts(_input_files(source), str(dst), label="y", token="t")
+    finally:
+        killer.stop()
+    assert killer.error is None, repr(killer.error)
+    assert killer.killed is not None, "no worker reached fault point 'write'"
+    address, _ = killer.killed
+    assert address in before
+    dask_cluster.wait_for_workers(dask_client, gone=[address])
+    keep_only(str(dst), parts)
+    _assert_copies(source, parts, dst)

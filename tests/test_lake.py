@@ -109,7 +109,9 @@ def test_rerun_replaces_exactly_its_partition_local(lake, tmp_path, capsys, fmt)
         assert [h["operation"] for h in history] == ["WRITE", "WRITE", "CREATE TABLE"]
         manifest = json.loads(history[0]["distsmote.manifest"])
         assert manifest["input"]["partition"] == {"dt": DAYS[1]}
-        assert len(table.file_uris()) == 2  # one file per partition: the rerun replaced its own
+        # Per partition, the copies of its two input files and the new rows' file: the
+        # rerun replaced its own.
+        assert len(table.file_uris()) == 6
     else:
         got = pd.read_parquet(dst)
         assert sorted(p.name for p in dst.iterdir()) == ["_distsmote_manifest.json", *(f"dt={d}" for d in DAYS)]
@@ -262,7 +264,9 @@ def test_concurrent_runs_on_one_partition_one_commits_the_other_fails(lake, tmp_
     expected = SMOTE(random_state=9).resample(_day_frame(DAYS[1]), label="y")
     assert_same_rows(_delta(dst).drop(columns="dt"), expected)
     on_disk = sorted(p.name for p in (dst / f"dt={DAYS[1]}").glob("*.parquet"))
-    assert len(on_disk) == 2  # version 0's and the fast run's; the loser removed its own file
+    # Version 0's and the fast run's (each: the copies of the day's two input files and
+    # the new rows); the loser removed its own files.
+    assert len(on_disk) == 6
 
 
 # -- kills during the commit ----------------------------------------------------------------

@@ -43,6 +43,8 @@ class PartFile:
         Rows.
     counts : dict
         ``{class: rows}`` of the label column (empty without a label).
+    copy_of : str or None
+        The input file it is a byte-for-byte copy of (:func:`copy_part`).
     """
 
     path: str
@@ -50,6 +52,7 @@ class PartFile:
     size: int
     rows: int
     counts: dict = field(default_factory=dict)
+    copy_of: str | None = None
 
 
 def part_name(token: str, index: int, attempt: int = 0) -> str:
@@ -184,6 +187,48 @@ def write_pandas(pdf: Any, directory: str, token: str, index: int, label: str | 
     import pyarrow as pa
 
     return write_table(pa.Table.from_pandas(pdf, preserve_index=False), directory, token, index, label)
+
+
+#: Bytes per read when copying an input file.
+COPY_CHUNK = 8 * 1024 * 1024
+
+
+def copy_part(source: str, directory: str, token: str, index: int, label: str | None,
+              attempt: int = 0) -> PartFile:
+    """Copy one input Parquet file, byte for byte, into a part file of ``directory``.
+
+    The task of an output's copied input rows (see :mod:`distsmote.input_copy`): the
+    file is streamed under a hidden temporary name and renamed when complete, as
+    :func:`write_batches` does (fault point ``write``).  Its rows come from the input
+    file's footer and its class counts from its ``label`` column; a copy of fewer or more
+    bytes than the input file has (it changed meanwhile) fails the task, before anything
+    is committed.
+    """
+    import fsspec
+    import pyarrow.parquet as pq
+
+    fs, root = fsspec.core.url_to_fs(directory)  # made by the driver (make_directory)
+    fault_point("write")
+    name = part_name(token, index, attempt)
+    src_fs, src_path = fsspec.core.url_to_fs(source)
+    with src_fs.open(src_path, "rb") as src:
+        original = pq.ParquetFile(src)
+        rows = original.metadata.num_rows
+        counts = label_counts(original.read(columns=[label]), label) if label else {}
+        src.seek(0)
+        size = 0
+        with published(fs, root, name) as dst:
+            while chunk := src.read(COPY_CHUNK):
+                dst.write(chunk)
+                size += len(chunk)
+    expected = int(src_fs.size(src_path))
+    if size != expected:
+        from distsmote.paths import redact
+
+        raise OSError(f"the copy of input file {redact(source)!r} has {size} bytes, not {expected}; "
+                      "rerun the job (nothing was committed)")
+    url = posixpath.join(directory.rstrip("/"), name)
+    return PartFile(url, name, size, rows, counts, copy_of=source)
 
 
 def merge_counts(parts: list[PartFile]) -> dict:

@@ -195,12 +195,12 @@ class LocalEngine(Engine):
         return filter_pandas(frame, source.row_filter).reset_index(drop=True)
 
     def write_parts(self, frame: pd.DataFrame, directory: str, *, label: str | None = None,
-                    token: str = "run") -> list[Any]:
+                    token: str = "run", first: int = 0) -> list[Any]:
         from distsmote.engines.files import make_directory, write_pandas
 
         make_directory(directory)
         with stage("write", total=1, unit="partitions") as st:
-            part = write_pandas(frame, directory, token, 0, label)
+            part = write_pandas(frame, directory, token, first, label)
             st.advance(1, part.rows)
         return [part]
 

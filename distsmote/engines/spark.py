@@ -11,6 +11,7 @@ task recomputes identical rows (nothing depends on ``rand()`` or round-robin ord
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,7 +26,14 @@ from distsmote.engines.spark_files import (
     FileScan, read_label_stats, read_rows, remember_scan, scan_label_stats, scan_of, scan_rows, schema_hint,
 )
 from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
-from distsmote.engines.spark_parts import Generation, part_rows, remember_generation, remember_union, to_part_files
+from distsmote.engines.spark_parts import (
+    Generation,
+    copy_task,
+    part_rows,
+    remember_generation,
+    remember_union,
+    to_part_files,
+)
 from distsmote.engines.spark_session import spark_session
 from distsmote.progress import stage
 
@@ -369,15 +377,27 @@ class SparkEngine(Engine):
         return remember_scan(frame, FileScan.of(source, self.arrow_schema(frame), parallelism))
 
     def write_parts(self, frame: DataFrame, directory: str, *, label: str | None = None,
-                    token: str = "run") -> list[Any]:
+                    token: str = "run", first: int = 0) -> list[Any]:
         """Python tasks write the part files (:mod:`distsmote.engines.spark_parts`:
         generated rows never enter the JVM)."""
         from distsmote.engines.files import make_directory
 
         make_directory(directory)
-        parts = part_rows(self.spark, frame, self.arrow_schema(frame), directory, label, token)
+        parts = part_rows(self.spark, frame, self.arrow_schema(frame), directory, label, token, first)
         with self._stage("write"):  # one small row per part file
             return to_part_files(interruptible(parts.collect))
+
+    def copy_parts(self, files, directory: str, *, label: str | None = None,
+                   token: str = "run") -> list[Any]:
+        """One Python task per file copies it (its bytes never reach the driver)."""
+        from distsmote.engines.files import make_directory
+
+        make_directory(directory)
+        items = list(enumerate(files))
+        copies = self.spark.sparkContext.parallelize(items, max(1, len(items))).map(
+            functools.partial(copy_task, directory=directory, label=label, token=token))
+        with self._stage("copying the input's files"):  # one PartFile per file
+            return interruptible(copies.collect)
 
     def arrow_schema(self, frame: DataFrame) -> Any:
         return to_arrow_schema(frame.schema, timezone="UTC")  # Parquet's instants: UTC

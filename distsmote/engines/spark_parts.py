@@ -23,7 +23,7 @@ from typing import Any
 
 from distsmote._faults import fault_point
 from distsmote._strategy import normalise_label
-from distsmote.engines.files import PartFile, write_batches
+from distsmote.engines.files import PartFile, copy_part, write_batches
 from distsmote.engines.spark_files import scan_of, scan_tasks, task_ids
 
 PART_SCHEMA = "path string, name string, size long, rows long, counts string"
@@ -72,7 +72,8 @@ def _arrow_part(part: PartFile) -> Any:
     )
 
 
-def _written(frame: Any, arrow_schema: Any, directory: str, label: str | None, token: str) -> Any:
+def _written(frame: Any, arrow_schema: Any, directory: str, label: str | None, token: str,
+             first: int) -> Any:
     """A frame of one row per part file that the tasks writing ``frame`` produce."""
     if list(frame.columns) != list(arrow_schema.names):  # a union by name: its first piece's order
         frame = frame.select(*[f"`{c}`" for c in arrow_schema.names])
@@ -81,13 +82,14 @@ def _written(frame: Any, arrow_schema: Any, directory: str, label: str | None, t
         from pyspark import TaskContext
 
         task = TaskContext.get()
-        yield _arrow_part(write_batches(batches, arrow_schema, directory, token, task.partitionId(), label,
+        yield _arrow_part(write_batches(batches, arrow_schema, directory, token, first + task.partitionId(), label,
                                         task.attemptNumber()))
 
     return frame.mapInArrow(run, PART_SCHEMA)
 
 
-def _copied(spark: Any, scan: Any, arrow_schema: Any, directory: str, label: str | None, token: str) -> Any:
+def _copied(spark: Any, scan: Any, arrow_schema: Any, directory: str, label: str | None, token: str,
+            first: int) -> Any:
     """As :func:`_written` for a file scan's rows, read from the files by the writing task."""
     columns = list(arrow_schema.names)
 
@@ -96,13 +98,13 @@ def _copied(spark: Any, scan: Any, arrow_schema: Any, directory: str, label: str
 
         task = TaskContext.get()
         yield _arrow_part(write_batches(scan.batches(unit, columns), arrow_schema, directory, token,
-                                        task.partitionId(), label, task.attemptNumber()))
+                                        first + task.partitionId(), label, task.attemptNumber()))
 
     return scan_tasks(spark, scan, run, PART_SCHEMA)
 
 
 def _generated(spark: Any, gen: Generation, arrow_schema: Any, directory: str, label: str | None,
-               token: str) -> Any:
+               token: str, first: int) -> Any:
     """As :func:`_written` for a generation's rows, made in the writing task itself."""
     tasks = gen.tasks
 
@@ -121,28 +123,37 @@ def _generated(spark: Any, gen: Generation, arrow_schema: Any, directory: str, l
                 yield from gen.to_batches(gen.fn(tasks[task_id], payload, threads), arrow_schema)
                 fault_point("generate.emitted")  # the writer has the rows: mid-write
 
-        yield _arrow_part(write_batches(rows(), arrow_schema, directory, token, task.partitionId(), label,
+        yield _arrow_part(write_batches(rows(), arrow_schema, directory, token, first + task.partitionId(), label,
                                         task.attemptNumber()))
 
     return task_ids(spark, len(tasks)).mapInArrow(run, PART_SCHEMA)
 
 
 def part_rows(spark: Any, frame: Any, arrow_schema: Any, directory: str, label: str | None,
-              token: str) -> Any:
-    """The frame whose collection writes ``frame``'s part files: one row per file."""
+              token: str, first: int = 0) -> Any:
+    """The frame whose collection writes ``frame``'s part files: one row per file, numbered
+    from ``first``."""
     pieces = []
     for piece in _UNIONS.get(frame, [frame]):
         gen, scan = _GENERATED.get(piece), scan_of(piece)
         if gen is not None:
-            pieces.append(_generated(spark, gen, arrow_schema, directory, label, token))
+            pieces.append(_generated(spark, gen, arrow_schema, directory, label, token, first))
         elif scan is not None:
-            pieces.append(_copied(spark, scan, arrow_schema, directory, label, token))
+            pieces.append(_copied(spark, scan, arrow_schema, directory, label, token, first))
         else:
-            pieces.append(_written(piece, arrow_schema, directory, label, token))
+            pieces.append(_written(piece, arrow_schema, directory, label, token, first))
     out = pieces[0]
     for p in pieces[1:]:
         out = out.union(p)
     return out
+
+
+def copy_task(item: tuple[int, str], directory: str, label: str | None, token: str) -> PartFile:
+    """One task of ``SparkEngine.copy_parts``: copy input file ``item = (index, path)``."""
+    from pyspark import TaskContext
+
+    index, path = item
+    return copy_part(path, directory, token, index, label, TaskContext.get().attemptNumber())
 
 
 def to_part_files(rows: list) -> list[PartFile]:

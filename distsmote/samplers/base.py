@@ -229,6 +229,7 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
         passthrough: list[str] | None = None,
         partition_columns: list[str] | None = None,
         id_column: str | None = None,
+        new_rows_only: bool = False,
     ) -> Any:
         """Resample a pandas, Dask or Spark DataFrame.
 
@@ -254,6 +255,11 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
         id_column : str, optional
             A passthrough int64 or string column that gets fresh, unique, deterministic
             ids on synthetic rows (the same on every engine).
+        new_rows_only : bool, default False
+            Return only the rows the sampler adds when its output is ``frame``
+            unchanged plus new rows (the SMOTE family without ``indicator`` or
+            passthrough columns made nullable); ``new_rows_only_`` then says ``True``.
+            A job uses this to copy the input's files instead of rewriting their rows.
 
         Returns
         -------
@@ -266,18 +272,22 @@ class BaseSampler(OneToOneFeatureMixin, BaseEstimator):
         roles = dict(categorical=categorical, passthrough=passthrough,
                      partition_columns=partition_columns, id_column=id_column)
         info = self._describe(engine, frame, label, indicator, roles)
-        return self.run(engine, frame, info)
+        return self.run(engine, frame, info, new_rows_only=new_rows_only)
 
     # -- the template ------------------------------------------------------------------
 
-    def run(self, engine: Engine, frame: Any, info: FrameInfo, names: Any = "frame") -> Any:
+    def run(self, engine: Engine, frame: Any, info: FrameInfo, names: Any = "frame",
+            new_rows_only: bool = False) -> Any:
         """Resolve the strategy, set the fitted attributes and resample (steps 3-5).
 
         ``names`` are the caller's feature names for ``feature_names_in_``: the frame's
-        feature columns by default, ``None`` for arrays without names.
+        feature columns by default, ``None`` for arrays without names.  ``new_rows_only``:
+        see :meth:`resample`.
         """
         targets = self._resolve(info)
         self._set_fitted(info, targets, list(info.all_features) if names == "frame" else names)
+        self._new_rows_wanted = new_rows_only
+        self.new_rows_only_ = False
         out = self._fit_resample(engine, frame, info, targets)
         if self._sampling_type == "clean-sampling" and info.indicator and not info.indicator_present:
             out = engine.with_constant(out, info.indicator, False)

@@ -160,7 +160,7 @@ class BaseOverSampler(BaseSampler):
             self.knn_recall_ = {}
             payload = self._payload_spec(info, (), k, seed)
             synthetic = generate_from_join(engine, frame, info, active, payload, self._knn(), like=base)
-            return engine.union([base, synthetic])
+            return self._with_input(engine, frame, base, synthetic)
         t0 = time.perf_counter()
         with stage("planning: collect the classes to oversample"):
             rows = collect_class_rows(engine, frame, info, active, keyed=keyed)
@@ -169,6 +169,14 @@ class BaseOverSampler(BaseSampler):
             payload, tasks = self._payload(info, rows, allocations, k, seed)
         logger.info("plan: %d generation tasks (%.1fs)", len(tasks), time.perf_counter() - t0)
         synthetic = engine.generate(smote_task, tasks, engine.broadcast(payload), like=base)
+        return self._with_input(engine, frame, base, synthetic)
+
+    def _with_input(self, engine: Engine, frame: Any, base: Any, synthetic: Any) -> Any:
+        """The output: ``base`` (the input's rows) and the synthetic rows, or the synthetic
+        rows alone when asked for (``new_rows_only``) and ``base`` is ``frame`` itself."""
+        if getattr(self, "_new_rows_wanted", False) and base is frame:
+            self.new_rows_only_ = True
+            return synthetic
         return engine.union([base, synthetic])
 
     def _over_budget(self, info: FrameInfo, active: dict, keyed: bool) -> bool:
