@@ -64,11 +64,6 @@ class Output(ABC):
         """Write the frame's part files (invisible to readers until the commit), after
         copies of the input files ``copies`` (:mod:`distsmote.input_copy`)."""
 
-    def _write_parts(self, engine: Any, frame: Any, directory: str, label: str | None,
-                     copies: list[str]) -> list[PartFile]:
-        parts = engine.copy_parts(copies, directory, label=label, token=self.token) if copies else []
-        return parts + engine.write_parts(frame, directory, label=label, token=self.token, first=len(parts))
-
     @abstractmethod
     def commit(self, parts: list[PartFile], data_schema: pa.Schema, manifest: dict) -> dict:
         """Make the written files the output, atomically; return what the manifest records."""
@@ -112,7 +107,7 @@ class ParquetOutput(Output):
         self.staging = commit.sibling(self.target, "staging", self.owner)
         log.info("writing %s", redact(self.target))
         make_directory(self.staging)  # a run's staging exists from its first write on
-        return self._write_parts(engine, frame, self.staging, label, copies)
+        return engine.write_parts(frame, self.staging, label=label, token=self.token, copies=copies)
 
     def commit(self, parts: list[PartFile], data_schema: pa.Schema, manifest: dict) -> dict:
         from distsmote import commit
@@ -198,7 +193,7 @@ class DeltaOutput(Output):
     def write(self, engine: Any, frame: Any, label: str | None, copies: list[str] = ()) -> list[PartFile]:
         log.info("writing %s", redact(self.target))
         self.stage = "writing"
-        return self._write_parts(engine, frame, self.delta.directory, label, copies)
+        return engine.write_parts(frame, self.delta.directory, label=label, token=self.token, copies=copies)
 
     def commit(self, parts: list[PartFile], data_schema: pa.Schema, manifest: dict) -> dict:
         from distsmote.delta import MANIFEST_KEY, ConcurrentRunError

@@ -312,34 +312,17 @@ class Engine(ABC):
         raise NotImplementedError(f"the {self.name} engine cannot read datasets")
 
     def write_parts(self, frame: Any, directory: str, *, label: str | None = None,
-                    token: str = "run", first: int = 0) -> list[Any]:
+                    token: str = "run", copies: Sequence[str] = ()) -> list[Any]:
         """Write ``frame`` as Parquet part files into ``directory``, one per task.
 
-        File names depend only on ``token`` and the task's number (from ``first`` on),
-        so a retried task overwrites its own file.  Returns the
-        :class:`distsmote.engines.files.PartFile` of each file (with the class counts of
-        ``label``); only this small list reaches the driver.
+        File names depend only on ``token`` and the task's number, so a retried task
+        overwrites its own file.  ``copies``: input Parquet files to copy byte for byte
+        (:func:`distsmote.engines.files.copy_part`) into the first part files, one task
+        each, in the same stage (on the workers: their bytes never reach the driver).
+        Returns the :class:`distsmote.engines.files.PartFile` of each file (with the
+        class counts of ``label``); only this small list reaches the driver.
         """
         raise NotImplementedError(f"the {self.name} engine cannot write datasets")
-
-    def copy_parts(self, files: Sequence[str], directory: str, *, label: str | None = None,
-                   token: str = "run") -> list[Any]:
-        """Copy input Parquet files, byte for byte, into part files ``0 .. len(files) - 1``
-        of ``directory`` (:func:`distsmote.engines.files.copy_part`), one task per file.
-
-        In process by default; distributed engines run the copies on their workers, so
-        the files' bytes never pass through the driver.
-        """
-        from distsmote.engines.files import copy_part, make_directory
-        from distsmote.progress import stage
-
-        make_directory(directory)
-        parts = []
-        with stage("copying the input's files", total=len(files), unit="files") as st:
-            for i, path in enumerate(files):
-                parts.append(copy_part(path, directory, token, i, label))
-                st.advance(1, parts[-1].rows)
-        return parts
 
     def arrow_schema(self, frame: Any) -> Any:
         """The ``pyarrow.Schema`` the frame's part files will have (no data is computed)."""

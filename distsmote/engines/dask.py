@@ -347,32 +347,21 @@ class DaskEngine(Engine):
         return frame
 
     def write_parts(self, frame, directory: str, *, label: str | None = None,
-                    token: str = "run", first: int = 0) -> list[Any]:
-        from distsmote.engines.files import make_directory, write_pandas
-
-        make_directory(directory)
-        writer = dask.delayed(write_pandas, pure=True)
-        jobs = [writer(part, directory, token, i, label) for i, part in enumerate(frame.to_delayed(), first)]
-        return self._run_parts(jobs, "write", "partitions")
-
-    def copy_parts(self, files, directory: str, *, label: str | None = None,
-                   token: str = "run") -> list[Any]:
-        from distsmote.engines.files import copy_part, make_directory
+                    token: str = "run", copies: Sequence[str] = ()) -> list[Any]:
+        from distsmote.engines.files import copy_part, make_directory, write_pandas
 
         make_directory(directory)
         copy = dask.delayed(copy_part, pure=True)
-        jobs = [copy(path, directory, token, i, label) for i, path in enumerate(files)]
-        return self._run_parts(jobs, "copying the input's files", "files")
-
-    def _run_parts(self, jobs: list, name: str, unit: str) -> list[Any]:
-        """Run tasks that each write one part file, as a stage; their PartFiles."""
+        writer = dask.delayed(write_pandas, pure=True)
+        jobs = [copy(path, directory, token, i, label) for i, path in enumerate(copies)]
+        jobs += [writer(part, directory, token, i, label) for i, part in enumerate(frame.to_delayed(), len(jobs))]
         client = self.client
         if client is None:  # no distributed client: the local scheduler
-            with stage(name, total=len(jobs), unit=unit) as st:
+            with stage("write", total=len(jobs), unit="files") as st:
                 parts = list(dask.compute(*jobs))
                 st.advance(len(jobs), sum(p.rows for p in parts))
             return parts
-        return follow(client.compute(jobs), name, unit=unit, count=lambda p: p.rows)
+        return follow(client.compute(jobs), "write", unit="files", count=lambda p: p.rows)
 
     def arrow_schema(self, frame) -> Any:
         import pyarrow as pa

@@ -195,14 +195,18 @@ class LocalEngine(Engine):
         return filter_pandas(frame, source.row_filter).reset_index(drop=True)
 
     def write_parts(self, frame: pd.DataFrame, directory: str, *, label: str | None = None,
-                    token: str = "run", first: int = 0) -> list[Any]:
-        from distsmote.engines.files import make_directory, write_pandas
+                    token: str = "run", copies: Sequence[str] = ()) -> list[Any]:
+        from distsmote.engines.files import copy_part, make_directory, write_pandas
 
         make_directory(directory)
-        with stage("write", total=1, unit="partitions") as st:
-            part = write_pandas(frame, directory, token, first, label)
-            st.advance(1, part.rows)
-        return [part]
+        parts = []
+        with stage("write", total=len(copies) + 1, unit="files") as st:
+            for i, path in enumerate(copies):
+                parts.append(copy_part(path, directory, token, i, label))
+                st.advance(1, parts[-1].rows)
+            parts.append(write_pandas(frame, directory, token, len(copies), label))
+            st.advance(1, parts[-1].rows)
+        return parts
 
     def arrow_schema(self, frame: pd.DataFrame) -> Any:
         import pyarrow as pa

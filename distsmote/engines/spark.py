@@ -11,7 +11,6 @@ task recomputes identical rows (nothing depends on ``rand()`` or round-robin ord
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,7 +27,6 @@ from distsmote.engines.spark_files import (
 from distsmote.engines.spark_interrupts import interruptible, spark_interrupted
 from distsmote.engines.spark_parts import (
     Generation,
-    copy_task,
     part_rows,
     remember_generation,
     remember_union,
@@ -377,27 +375,15 @@ class SparkEngine(Engine):
         return remember_scan(frame, FileScan.of(source, self.arrow_schema(frame), parallelism))
 
     def write_parts(self, frame: DataFrame, directory: str, *, label: str | None = None,
-                    token: str = "run", first: int = 0) -> list[Any]:
+                    token: str = "run", copies: Sequence[str] = ()) -> list[Any]:
         """Python tasks write the part files (:mod:`distsmote.engines.spark_parts`:
-        generated rows never enter the JVM)."""
+        generated rows never enter the JVM; copies of input files run in the same job)."""
         from distsmote.engines.files import make_directory
 
         make_directory(directory)
-        parts = part_rows(self.spark, frame, self.arrow_schema(frame), directory, label, token, first)
+        parts = part_rows(self.spark, frame, self.arrow_schema(frame), directory, label, token, list(copies))
         with self._stage("write"):  # one small row per part file
             return to_part_files(interruptible(parts.collect))
-
-    def copy_parts(self, files, directory: str, *, label: str | None = None,
-                   token: str = "run") -> list[Any]:
-        """One Python task per file copies it (its bytes never reach the driver)."""
-        from distsmote.engines.files import make_directory
-
-        make_directory(directory)
-        items = list(enumerate(files))
-        copies = self.spark.sparkContext.parallelize(items, max(1, len(items))).map(
-            functools.partial(copy_task, directory=directory, label=label, token=token))
-        with self._stage("copying the input's files"):  # one PartFile per file
-            return interruptible(copies.collect)
 
     def arrow_schema(self, frame: DataFrame) -> Any:
         return to_arrow_schema(frame.schema, timezone="UTC")  # Parquet's instants: UTC
