@@ -181,14 +181,16 @@ def run_job(config: JobConfig, progress: bool = True, verbose: bool = False,
     state = state if state is not None else JobState()
     config.require_paths()
     check_distinct(config.input, config.output)
-    sampler = make_sampler(config.sampler, config.seed)
     phases = Phases()
     t0 = time.perf_counter()
-    with signal_guard() as guarded:
+    cls = engine_class(config.engine)
+    # The engine may start (Spark's driver JVM) while the driver builds the sampler
+    # and inspects the input; it is stopped if either fails.
+    with signal_guard() as guarded, cls.starting(config, progress=progress):
+        sampler = make_sampler(config.sampler, config.seed)
         with phases("inspect input"):
             source = resolve_source(config)
             outputs = _outputs(config, source)
-        cls = engine_class(config.engine)
         with cls.open(config, verbose=verbose, watch=guarded, progress=progress) as engine:
             for out in outputs.values():
                 out.prepare(engine)

@@ -28,29 +28,44 @@ import json, os, sys
 from distsmote.config import JobConfig
 from distsmote.engines import spark_session
 from distsmote.engines.spark import SparkEngine
+import contextlib
+import pyspark.core.context, pyspark.java_gateway
+launches = []
+def counted(*args, _launch=pyspark.java_gateway.launch_gateway, **kwargs):
+    launches.append(1)
+    return _launch(*args, **kwargs)
+pyspark.java_gateway.launch_gateway = pyspark.core.context.launch_gateway = counted
 if os.environ.get("UNKNOWN_JVM_OPTION"):  # a JVM that refuses the archive's options
     spark_session._QUIET += " -Xlog:nosuchtag=off"
 config = JobConfig(engine="spark", sampler={"name": os.environ.get("SAMPLER", "smote")},
                    spark={"master": "local[1]", "conf": json.loads(sys.argv[1]),
                           "class_archive": os.environ.get("ARCHIVE") != "0"})
-with SparkEngine.open(config, progress=False) as engine:
+# As a job does: the driver JVM launched first, while the driver plans (PRELAUNCH=1).
+starting = SparkEngine.starting(config, progress=False) if os.environ.get("PRELAUNCH") else contextlib.nullcontext()
+with starting, SparkEngine.open(config, progress=False) as engine:
     jvm = engine.spark.sparkContext._jvm
     args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     rows = engine.spark.range(0, 6, 1, 2).mapInArrow(lambda it: it, "id long").count()
     if sys.argv[2:] == ["fail"]:
         engine.spark.sql("SELECT * FROM no_such_table").count()
 directory = os.path.join(os.environ["DISTSMOTE_CACHE_DIR"], "spark-class-archive")
-print(json.dumps({"args": args, "rows": rows,
+print(json.dumps({"args": args, "rows": rows, "launches": len(launches),
                   "files": sorted(os.listdir(directory)) if os.path.isdir(directory) else []}))
 """
 
 
-def _open_session(cache: Path, conf: dict | None = None, fail: bool = False, sampler: str = "smote",
-                  **extra: str) -> dict:
-    env = dict(os.environ, DISTSMOTE_CACHE_DIR=str(cache), SAMPLER=sampler, **extra,
+def _env(cache: Path, **extra: str) -> dict:
+    """A fresh interpreter's environment: this checkout, no gateway or submit arguments."""
+    env = dict(os.environ, DISTSMOTE_CACHE_DIR=str(cache), **extra,
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     for name in ("PYSPARK_SUBMIT_ARGS", "PYSPARK_GATEWAY_PORT", "SPARK_ENV_LOADED", "SPARK_REMOTE"):
         env.pop(name, None)
+    return env
+
+
+def _open_session(cache: Path, conf: dict | None = None, fail: bool = False, sampler: str = "smote",
+                  **extra: str) -> dict:
+    env = _env(cache, SAMPLER=sampler, **extra)
     done = subprocess.run([sys.executable, "-c", SESSION, json.dumps(conf or {}), *(["fail"] if fail else [])],
                           env=env, cwd=cache, check=False, capture_output=True, text=True, timeout=300)
     if fail:  # the error is described (PySpark needs the JVM for that), nothing is kept
@@ -177,3 +192,73 @@ def test_config_and_cache_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("DISTSMOTE_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert spark_session.cache_dir() == tmp_path / "x" / "distsmote"
+
+
+def test_a_prelaunched_jvm_becomes_the_session(tmp_path):
+    """A job launches the driver JVM before it plans; the session is created on it, with
+    the same options (one JVM launched), and the archive logic applies to it."""
+    first = _open_session(tmp_path, PRELAUNCH="1")
+    assert first["rows"] == 6 and first["launches"] == 1
+    assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} <= set(first["args"])
+    assert len(_flags(first["args"], "ArchiveClassesAtExit")) == 1
+    second = _open_session(tmp_path, PRELAUNCH="1")
+    assert second["launches"] == 1
+    assert _flags(second["args"], "SharedArchiveFile") == [str(tmp_path / "spark-class-archive" / first["files"][0])]
+
+
+def test_a_prelaunched_jvm_that_refuses_the_options_falls_back(tmp_path):
+    done = _open_session(tmp_path, UNKNOWN_JVM_OPTION="1", PRELAUNCH="1")
+    assert done["rows"] == 6 and done["launches"] == 2  # ours refused, then the user's settings
+    assert not _flags(done["args"], "ArchiveClassesAtExit") and "-XX:+UseSerialGC" not in done["args"]
+    assert len(done["files"]) == 1 and done["files"][0].endswith(".failed")
+
+
+UNUSED = r"""
+import json, sys
+from distsmote.config import JobConfig
+from distsmote.engines import spark_session
+config = JobConfig(engine="spark", spark={"master": "local[1]"})
+spark_session.prelaunch(config, progress=False)
+launch = spark_session._LAUNCH
+launch.thread.join()
+proc = launch.gateway.proc
+spark_session.cancel_prelaunch()  # the job failed before its session: the JVM goes
+print(json.dumps({"pid": proc.pid, "exited": proc.poll() is not None,
+                  "gateway": spark_session._LAUNCH is None}))
+"""
+
+
+def test_an_unused_prelaunched_jvm_is_stopped(tmp_path):
+    env = _env(tmp_path)
+    done = subprocess.run([sys.executable, "-c", UNUSED], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["exited"] and out["gateway"]
+    assert not list((tmp_path / "spark-class-archive").glob("*.partial"))  # it wrote no archive
+
+
+FAILING = r"""
+import json, sys
+import pyspark.java_gateway
+procs = []
+def recorded(*args, _launch=pyspark.java_gateway.launch_gateway, **kwargs):
+    gateway = _launch(*args, **kwargs)
+    procs.append(gateway.proc)
+    return gateway
+pyspark.java_gateway.launch_gateway = recorded
+from distsmote.cli import main
+code = main(["resample", "--input", sys.argv[1], "--output", sys.argv[2], "--label", "y", "--engine", "spark"])
+print(json.dumps({"code": code, "launched": len(procs), "exited": all(p.poll() is not None for p in procs)}))
+"""
+
+
+def test_a_job_that_fails_before_its_session_stops_the_prelaunched_jvm(tmp_path):
+    """Bad input is found after the JVM was launched: the job fails with the input's
+    error and its JVM is gone when the job returns."""
+    env = _env(tmp_path)
+    done = subprocess.run([sys.executable, "-c", FAILING, str(tmp_path / "missing"), str(tmp_path / "out")],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {"code": 2, "launched": 1, "exited": True}, done.stderr[-3000:]
+    assert "does not exist" in done.stderr

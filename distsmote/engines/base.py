@@ -297,6 +297,13 @@ class Engine(ABC):
 
     @classmethod
     @contextlib.contextmanager
+    def starting(cls, config: Any, *, progress: bool = True) -> Iterator[None]:
+        """Start what the engine can start while the driver plans the job (before
+        :meth:`open`), and stop it if the job ends without opening it.  Default: nothing."""
+        yield
+
+    @classmethod
+    @contextlib.contextmanager
     def open(cls, config: Any, *, verbose: bool = False, watch: bool = False,
              progress: bool = True) -> Iterator["Engine"]:
         """Start or join this engine for a job (a ``JobConfig``); yield an engine bound to it.

@@ -341,6 +341,19 @@ class SparkEngine(Engine):
 
     @classmethod
     @contextlib.contextmanager
+    def starting(cls, config: Any, *, progress: bool = True) -> Iterator[None]:
+        """Launch the driver JVM while the driver plans
+        (:func:`distsmote.engines.spark_session.prelaunch`); stop it if unused."""
+        from distsmote.engines.spark_session import cancel_prelaunch, prelaunch
+
+        prelaunch(config, progress=progress)
+        try:
+            yield
+        finally:
+            cancel_prelaunch()
+
+    @classmethod
+    @contextlib.contextmanager
     def open(cls, config: Any, *, verbose: bool = False, watch: bool = False,
              progress: bool = True) -> Iterator["SparkEngine"]:
         """Use the active SparkSession, or create one (under spark-submit, its master):

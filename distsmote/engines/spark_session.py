@@ -28,9 +28,10 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -304,12 +305,19 @@ def spark_session(config: Any, *, verbose: bool = False, progress: bool = True) 
             archive.finish(ok)
 
 
-def build_session(config: Any, *, progress: bool, is_tty: bool) -> tuple[Any, ClassArchive | None]:
-    """A new SparkSession for ``config.spark`` (under ``spark-submit``, its master).
+@dataclass
+class _Plan:
+    """How this process creates its session: master, settings, and the user's own
+    settings (``plain``) to fall back on if the JVM refuses ours."""
 
-    Returns the session and the :class:`ClassArchive` its driver uses (``None``: none);
-    call ``archive.finish(ok)`` after stopping the session.
-    """
+    app_name: str
+    master: str | None
+    conf: dict[str, str]
+    plain: dict[str, str]
+    archive: ClassArchive | None
+
+
+def _plan(config: Any, *, progress: bool, is_tty: bool) -> _Plan:
     conf = dict(config.spark.conf)
     master = config.spark.master
     if not master and not os.environ.get("SPARK_ENV_LOADED") and "spark.master" not in conf:
@@ -327,17 +335,131 @@ def build_session(config: Any, *, progress: bool, is_tty: bool) -> tuple[Any, Cl
     archive = class_archive(conf, enabled=config.spark.class_archive)
     if archive is not None:
         conf[JAVA_OPTIONS] = archive.java_options()
+    return _Plan(config.spark.app_name, master, conf, plain, archive)
+
+
+@dataclass
+class _Launch:
+    """A driver JVM launched ahead of its session (:func:`prelaunch`)."""
+
+    config: Any
+    plan: _Plan
+    thread: threading.Thread | None = None
+    gateway: Any = None
+    error: BaseException | None = None
+    cancelled: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self) -> None:
+        try:
+            from pyspark import SparkConf
+            from pyspark.java_gateway import launch_gateway
+
+            conf = SparkConf(loadDefaults=False).setAppName(self.plan.app_name)
+            if self.plan.master:
+                conf.setMaster(self.plan.master)
+            gateway = launch_gateway(conf.setAll(list(self.plan.conf.items())))
+        except BaseException as exc:  # noqa: BLE001 - the session's creation reports it
+            self.error = exc
+            return
+        with self.lock:
+            if self.cancelled:
+                _kill(gateway, self.plan.archive)
+            else:
+                self.gateway = gateway
+
+
+_LAUNCH: _Launch | None = None
+
+
+def prelaunch(config: Any, *, progress: bool = True) -> None:
+    """Launch the driver JVM of ``config``'s session now, in the background.
+
+    A job calls this before its planning on the driver (building the sampler, which
+    imports scikit-learn; reading the input's footers), so that the JVM starts on the
+    other core meanwhile; :func:`spark_session` then creates the session on that JVM.
+    Nothing happens when no JVM would be launched here (:func:`launches_jvm`).  Call
+    :func:`cancel_prelaunch` when the job ends before its session is created.
+    """
+    global _LAUNCH
+    from distsmote.sessions import _is_tty
+
+    if _LAUNCH is not None or not launches_jvm():
+        return
+    launch = _Launch(config, _plan(config, progress=progress, is_tty=_is_tty()))
+    launch.thread = threading.Thread(target=launch.run, name="distsmote-spark-driver", daemon=True)
+    launch.thread.start()
+    _LAUNCH = launch
+
+
+def cancel_prelaunch() -> None:
+    """Stop a JVM :func:`prelaunch` started that no session took (nothing otherwise).
+
+    Waits for the launch to finish (about a second), so that no JVM outlives the job.
+    """
+    global _LAUNCH
+    launch, _LAUNCH = _LAUNCH, None
+    if launch is None:
+        return
+    with launch.lock:
+        launch.cancelled = True  # a launch still running kills its JVM when it is up
+        gateway, launch.gateway = launch.gateway, None
+    if gateway is not None:
+        _kill(gateway, launch.plan.archive)
+    if launch.thread is not None:
+        launch.thread.join()
+
+
+def _kill(gateway: Any, archive: ClassArchive | None) -> None:
+    """End an unused JVM at once (it writes no class archive)."""
+    proc = getattr(gateway, "proc", None)
+    with contextlib.suppress(Exception):
+        gateway.shutdown()
+    if proc is not None:
+        proc.kill()
+        proc.wait()
+    if archive is not None and archive.creating:
+        archive.partial.unlink(missing_ok=True)
+
+
+def _take_launch(config: Any) -> _Launch | None:
+    """The launch :func:`prelaunch` started for ``config``, once its JVM is up or failed."""
+    global _LAUNCH
+    launch = _LAUNCH
+    if launch is None or launch.config is not config:
+        return None
+    _LAUNCH = None
+    if launch.thread is not None:
+        launch.thread.join()
+    return launch
+
+
+def build_session(config: Any, *, progress: bool, is_tty: bool) -> tuple[Any, ClassArchive | None]:
+    """A new SparkSession for ``config.spark`` (under ``spark-submit``, its master), on
+    the JVM :func:`prelaunch` started for ``config`` if it did.
+
+    Returns the session and the :class:`ClassArchive` its driver uses (``None``: none);
+    call ``archive.finish(ok)`` after stopping the session.
+    """
+    from pyspark import SparkContext
+
+    launch = _take_launch(config)
+    plan = launch.plan if launch is not None else _plan(config, progress=progress, is_tty=is_tty)
     try:
-        return _create(config.spark.app_name, master, conf), archive
+        if launch is not None and launch.error is not None:
+            raise launch.error
+        if launch is not None and launch.gateway is not None:
+            SparkContext._gateway, SparkContext._jvm = launch.gateway, launch.gateway.jvm
+        return _create(plan.app_name, plan.master, plan.conf), plan.archive
     except Exception:
-        if conf == plain:
+        if plan.conf == plan.plain:
             raise
         # Another JVM, or a damaged archive, can stop the JVM at start.
-        session = _create(config.spark.app_name, master, plain)  # fails too: not our options
+        session = _create(plan.app_name, plan.master, plan.plain)  # fails too: not our options
         logger.warning("the Spark driver did not start with the options %r; started without them",
-                       conf[JAVA_OPTIONS])
-        if archive is not None:
-            archive.discard()  # not used again
+                       plan.conf[JAVA_OPTIONS])
+        if plan.archive is not None:
+            plan.archive.discard()  # not used again
         return session, None
 
 
@@ -353,4 +475,5 @@ def _create(app_name: str, master: str | None, conf: dict[str, str]) -> Any:
 
 
 __all__ = ["C1_ONLY", "CACHE_ENV", "PYTHON_ONLY_SAMPLERS", "SERIAL_GC", "ClassArchive", "build_session",
-           "cache_dir", "class_archive", "launches_jvm", "local_java_options", "spark_session"]
+           "cache_dir", "cancel_prelaunch", "class_archive", "launches_jvm", "local_java_options", "prelaunch",
+           "spark_session"]
