@@ -15,6 +15,10 @@ half-written file, and a JVM that cannot use an archive (another JVM, another cl
 path) ignores it silently.  It lives in ``$DISTSMOTE_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/distsmote`` or ``~/.cache/distsmote``); ``spark.class_archive: false``
 in the job config turns it off.
+
+A job launches that JVM before it plans (:func:`prelaunch`: the sampler's imports and
+the input's footers on the driver meanwhile), and :func:`build_session` creates the
+session on it; :func:`cancel_prelaunch` stops it if the job ends first.
 """
 
 from __future__ import annotations
