@@ -169,3 +169,29 @@ def test_the_sampler_returns_only_new_rows_when_asked():
     # An indicator changes the input's rows (a column): they stay in the output.
     out = sampler.resample(frame, label="y", indicator="syn", new_rows_only=True)
     assert sampler.new_rows_only_ is False and len(out) == len(full)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("adasyn", {}),
+    ("borderline-2", {}),
+    ("smote", {"driver_budget": 1}),  # generated from the kNN join, not a broadcast index
+])
+def test_every_over_sampler_copies_the_input(tmp_path, name, params):
+    from distsmote.config import build_config, make_sampler
+    from distsmote.job import run_job
+
+    rng = np.random.default_rng(3)  # overlapping classes: ADASYN needs mixed neighbourhoods
+    frame = pd.DataFrame(rng.normal(size=(900, 4)).astype(np.float32), columns=[f"f{j}" for j in range(4)])
+    frame["y"] = rng.choice([0, 1, 2], size=900, p=[0.8, 0.12, 0.08])
+    src = tmp_path / "input"
+    src.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(src / f"part-{i}.parquet", index=False)
+    dst = tmp_path / "output"
+    config = build_config({"input": str(src), "output": str(dst), "label": "y", "engine": "local",
+                           "seed": 5, "sampler": {"name": name, "params": params}})
+    summary = run_job(config, progress=False)
+    assert _copies(src, dst) == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    expected = make_sampler(config.sampler, 5).resample(frame, label="y")
+    assert_same_rows(pd.read_parquet(dst), expected)
+    assert summary.rows_written == len(expected) > len(frame)
