@@ -80,7 +80,7 @@ class SparkConfig(_Strict):
     conf: dict[str, str] = Field(default_factory=dict)
     #: Keep the driver JVM's classes in an archive in distsmote's cache, so that the next
     #: session this machine starts outside spark-submit starts faster (written once, about
-    #: 180 MB; see :mod:`distsmote.engines.spark_session`).
+    #: 180 MB; see :mod:`distsmote.engines.spark_archive`).
     class_archive: bool = True
 
 

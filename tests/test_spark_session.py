@@ -11,13 +11,9 @@ import time
 from pathlib import Path
 
 from distsmote.config import JobConfig
-from distsmote.engines import spark_session
-from distsmote.engines.spark_session import (
-    JAVA_OPTIONS,
-    ClassArchive,
-    class_archive,
-    local_java_options,
-)
+from distsmote.engines import spark_archive
+from distsmote.engines.spark_archive import JAVA_OPTIONS, ClassArchive, class_archive
+from distsmote.engines.spark_session import local_java_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SESSION = r"""
 import json, os, sys
 from distsmote.config import JobConfig
-from distsmote.engines import spark_session
+from distsmote.engines import spark_archive
 from distsmote.engines.spark import SparkEngine
 import contextlib
 import pyspark.core.context, pyspark.java_gateway
@@ -36,7 +32,7 @@ def counted(*args, _launch=pyspark.java_gateway.launch_gateway, **kwargs):
     return _launch(*args, **kwargs)
 pyspark.java_gateway.launch_gateway = pyspark.core.context.launch_gateway = counted
 if os.environ.get("UNKNOWN_JVM_OPTION"):  # a JVM that refuses the archive's options
-    spark_session._QUIET += " -Xlog:nosuchtag=off"
+    spark_archive._QUIET += " -Xlog:nosuchtag=off"
 config = JobConfig(engine="spark", sampler={"name": os.environ.get("SAMPLER", "smote")},
                    spark={"master": "local[1]", "conf": json.loads(sys.argv[1]),
                           "class_archive": os.environ.get("ARCHIVE") != "0"})
@@ -188,10 +184,10 @@ def test_config_and_cache_directory(tmp_path, monkeypatch):
     assert JobConfig().spark.class_archive is True
     assert JobConfig(spark={"class_archive": False}).spark.class_archive is False
     monkeypatch.setenv("DISTSMOTE_CACHE_DIR", str(tmp_path / "c"))
-    assert spark_session.cache_dir() == tmp_path / "c"
+    assert spark_archive.cache_dir() == tmp_path / "c"
     monkeypatch.delenv("DISTSMOTE_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert spark_session.cache_dir() == tmp_path / "x" / "distsmote"
+    assert spark_archive.cache_dir() == tmp_path / "x" / "distsmote"
 
 
 def test_a_prelaunched_jvm_becomes_the_session(tmp_path):
